@@ -1,0 +1,2 @@
+//! The `nodus` multi-call binary: dispatch only.
+fn main() {}

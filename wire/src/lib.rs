@@ -1,0 +1,1 @@
+//! `nodus-wire`: placeholder, filled by the wire work of the foundation issue.
