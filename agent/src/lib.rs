@@ -7,4 +7,12 @@
 //!
 //! It deliberately has no user interface: the console renders what the agent serves.
 
+pub mod capacity;
 pub mod cli;
+pub mod hal;
+pub mod health;
+pub mod inventory;
+pub mod net;
+pub mod power;
+pub mod sensors;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Telemetry: a sampler and a bounded in-memory history. Filled by the telemetry work.
