@@ -296,7 +296,10 @@ mod tests {
         // The identity point encodes as 1 followed by zeros; it has small order.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(PublicKey::from_bytes(&identity), Err(KeyError::WeakPublicKey));
+        assert_eq!(
+            PublicKey::from_bytes(&identity),
+            Err(KeyError::WeakPublicKey)
+        );
     }
 
     #[test]

@@ -25,8 +25,17 @@
 //! assert_eq!(id.to_string().parse::<NodeId>().unwrap(), id);
 //! ```
 
+pub mod grant;
 pub mod key;
+pub mod keystore;
+pub mod mnemonic;
+pub mod statement;
 pub mod text;
+pub mod totp;
 
+pub use grant::Role;
 pub use key::{KeyError, PublicKey, SecretKey, Signature};
+pub use keystore::{Keystore, KeystoreError, Passphrase};
+pub use mnemonic::Mnemonic;
+pub use statement::{Signed, Statement};
 pub use text::{AccountId, NodeId, ParseIdError};

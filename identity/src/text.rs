@@ -241,14 +241,25 @@ mod tests {
     fn old_bech32_checksum_and_short_payload_are_refused() {
         let hrp = Hrp::parse_unchecked(NODE_HRP);
         let old = bech32::encode::<bech32::Bech32>(hrp, key(8).as_bytes()).unwrap();
-        assert!(matches!(old.parse::<NodeId>(), Err(ParseIdError::Encoding(_))));
+        assert!(matches!(
+            old.parse::<NodeId>(),
+            Err(ParseIdError::Encoding(_))
+        ));
         let short = bech32::encode::<Bech32m>(hrp, &[1u8; 20]).unwrap();
         assert_eq!(short.parse::<NodeId>(), Err(ParseIdError::Length(20)));
     }
 
     #[test]
     fn garbage_never_panics() {
-        for s in ["", "1", "node1", "node1qqqq", "acct1\u{1F600}", "x", "NODE1Qq"] {
+        for s in [
+            "",
+            "1",
+            "node1",
+            "node1qqqq",
+            "acct1\u{1F600}",
+            "x",
+            "NODE1Qq",
+        ] {
             assert!(s.parse::<NodeId>().is_err());
             assert!(s.parse::<AccountId>().is_err());
         }

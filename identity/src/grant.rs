@@ -1,0 +1,455 @@
+//! Grants: "key K has role R on node N until T", signed by the node's owner, and
+//! the owner-signed revocation list that withdraws them.
+//!
+//! A grant is a [`Signed`] statement with purpose [`purpose::GRANT`]; the node
+//! checks it with [`verify_grant`] against the owner key it trusts (from config
+//! today, from the chain later), its own node id, the network, the clock and the
+//! newest revocation list it has seen.
+
+use std::{collections::BTreeSet, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AccountId, NodeId, PublicKey, SecretKey,
+    statement::{Expect, Signed, Statement, StatementError, purpose},
+};
+
+/// What a key may do on a node. Ordered by power for `>=` checks between the
+/// node-management roles; [`Role::Tenant`] is separate and ranks lowest there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs its own workloads only.
+    Tenant,
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Power actions and approving disk wipes.
+    Operator,
+    /// The farmer: everything, including stake. Never granted; it is the owner key.
+    Owner,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Tenant => "tenant",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Owner => "owner",
+        })
+    }
+}
+
+/// An unknown role name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Unknown role {0:?}; expected owner, operator, viewer or tenant")]
+pub struct ParseRoleError(String);
+
+impl FromStr for Role {
+    type Err = ParseRoleError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tenant" => Ok(Role::Tenant),
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "owner" => Ok(Role::Owner),
+            _ => Err(ParseRoleError(s.to_owned())),
+        }
+    }
+}
+
+/// The payload of a grant statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Who receives the role.
+    pub grantee: AccountId,
+    /// The role.
+    pub role: Role,
+    /// The node it applies to.
+    pub node: NodeId,
+}
+
+/// A grant as stored in a file and presented with `--grant FILE`.
+pub type SignedGrant = Signed<Grant>;
+
+/// The id of a grant, used by revocation lists: the first 16 bytes of SHA-256 over
+/// its signed bytes, shown as hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GrantId(pub [u8; 16]);
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+    }
+}
+
+/// The payload of a revocation list. A list with a higher `serial` replaces a lower
+/// one entirely, so a node needs only the newest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocations {
+    /// Increases with every list the owner publishes.
+    pub serial: u64,
+    /// Revoked grants.
+    pub revoked: BTreeSet<GrantId>,
+}
+
+/// Why a grant was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// The statement itself failed (signature, purpose, network, expiry, signer).
+    #[error("Grant does not verify")]
+    Statement(#[source] StatementError),
+    /// For another node.
+    #[error("Grant is for node {found}, not this node {expected}")]
+    WrongNode {
+        /// This node, as text.
+        expected: String,
+        /// The node in the grant, as text.
+        found: String,
+    },
+    /// For another key than the one presenting it.
+    #[error("Grant is for {grantee}, but was presented by {presenter}")]
+    WrongGrantee {
+        /// The key in the grant, as text.
+        grantee: String,
+        /// The key that presented it, as text.
+        presenter: String,
+    },
+    /// The owner role cannot be granted.
+    #[error("The owner role cannot be granted")]
+    OwnerNotGrantable,
+    /// On the revocation list.
+    #[error("Grant {0} has been revoked")]
+    Revoked(GrantId),
+    /// A revocation list did not verify or is older than the one held.
+    #[error("Revocation list rejected: {0}")]
+    BadRevocationList(String),
+}
+
+/// Issues a grant, signed by `owner`.
+pub fn issue(
+    owner: &SecretKey,
+    network: &str,
+    grant: Grant,
+    expires_at: Option<u64>,
+) -> Result<SignedGrant, GrantError> {
+    if grant.role == Role::Owner {
+        return Err(GrantError::OwnerNotGrantable);
+    }
+    Statement::new(purpose::GRANT, network, owner.public(), expires_at, grant)
+        .sign(owner)
+        .map_err(GrantError::Statement)
+}
+
+/// What a node checks a grant against.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantContext<'a> {
+    /// The owner key the node trusts.
+    pub owner: &'a PublicKey,
+    /// This node.
+    pub node: &'a NodeId,
+    /// The network.
+    pub network: &'a str,
+    /// Unix seconds.
+    pub now: u64,
+    /// The newest revocation list, already verified with [`RevocationList::accept`].
+    pub revocations: &'a RevocationList,
+}
+
+/// Verifies a grant presented by `presenter` (the verified peer key of the
+/// connection) and returns the role it confers.
+pub fn verify_grant(
+    grant: &SignedGrant,
+    presenter: &PublicKey,
+    ctx: &GrantContext<'_>,
+) -> Result<Role, GrantError> {
+    let payload = grant
+        .verify(&Expect::new(purpose::GRANT, ctx.network, ctx.now).signed_by(ctx.owner))
+        .map_err(GrantError::Statement)?;
+    if payload.node != *ctx.node {
+        return Err(GrantError::WrongNode {
+            expected: ctx.node.to_string(),
+            found: payload.node.to_string(),
+        });
+    }
+    if payload.grantee.key() != presenter {
+        return Err(GrantError::WrongGrantee {
+            grantee: payload.grantee.to_string(),
+            presenter: AccountId::from(*presenter).to_string(),
+        });
+    }
+    if payload.role == Role::Owner {
+        return Err(GrantError::OwnerNotGrantable);
+    }
+    let id = GrantId(grant.id().map_err(GrantError::Statement)?);
+    if ctx.revocations.is_revoked(&id) {
+        return Err(GrantError::Revoked(id));
+    }
+    Ok(payload.role)
+}
+
+/// The id of a signed grant.
+pub fn grant_id(grant: &SignedGrant) -> Result<GrantId, GrantError> {
+    grant.id().map(GrantId).map_err(GrantError::Statement)
+}
+
+/// The revocation list a node holds: the newest verified one from its owner.
+#[derive(Debug, Clone, Default)]
+pub struct RevocationList {
+    current: Revocations,
+}
+
+impl RevocationList {
+    /// Signs a revocation list.
+    pub fn issue(
+        owner: &SecretKey,
+        network: &str,
+        revocations: Revocations,
+    ) -> Result<Signed<Revocations>, GrantError> {
+        Statement::new(
+            purpose::REVOCATION,
+            network,
+            owner.public(),
+            None,
+            revocations,
+        )
+        .sign(owner)
+        .map_err(GrantError::Statement)
+    }
+
+    /// Verifies `list` and adopts it if it is newer than the one held. An older or
+    /// equal serial is refused so a replayed old list cannot un-revoke a grant.
+    pub fn accept(
+        &mut self,
+        list: &Signed<Revocations>,
+        owner: &PublicKey,
+        network: &str,
+        now: u64,
+    ) -> Result<(), GrantError> {
+        let payload = list
+            .verify(&Expect::new(purpose::REVOCATION, network, now).signed_by(owner))
+            .map_err(|e| GrantError::BadRevocationList(e.to_string()))?;
+        if payload.serial <= self.current.serial && !self.current.revoked.is_empty() {
+            return Err(GrantError::BadRevocationList(format!(
+                "serial {} is not newer than {}",
+                payload.serial, self.current.serial
+            )));
+        }
+        self.current = payload.clone();
+        Ok(())
+    }
+
+    /// Whether `id` is revoked.
+    pub fn is_revoked(&self, id: &GrantId) -> bool {
+        self.current.revoked.contains(id)
+    }
+
+    /// The serial of the list held.
+    pub fn serial(&self) -> u64 {
+        self.current.serial
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET: &str = "devnet";
+    const NOW: u64 = 1_800_000_000;
+
+    struct World {
+        owner: SecretKey,
+        operator: SecretKey,
+        node: NodeId,
+    }
+
+    fn world() -> World {
+        World {
+            owner: SecretKey::from_seed(&[1; 32]),
+            operator: SecretKey::from_seed(&[2; 32]),
+            node: NodeId::from(SecretKey::from_seed(&[3; 32]).public()),
+        }
+    }
+
+    fn grant(w: &World, role: Role, expires: Option<u64>) -> SignedGrant {
+        issue(
+            &w.owner,
+            NET,
+            Grant {
+                grantee: AccountId::from(w.operator.public()),
+                role,
+                node: w.node,
+            },
+            expires,
+        )
+        .unwrap()
+    }
+
+    fn check(
+        w: &World,
+        g: &SignedGrant,
+        revs: &RevocationList,
+        now: u64,
+    ) -> Result<Role, GrantError> {
+        let owner = w.owner.public();
+        verify_grant(
+            g,
+            &w.operator.public(),
+            &GrantContext {
+                owner: &owner,
+                node: &w.node,
+                network: NET,
+                now,
+                revocations: revs,
+            },
+        )
+    }
+
+    #[test]
+    fn valid_grant_confers_its_role() {
+        let w = world();
+        let g = grant(&w, Role::Operator, Some(NOW + 3600));
+        assert_eq!(
+            check(&w, &g, &RevocationList::default(), NOW),
+            Ok(Role::Operator)
+        );
+    }
+
+    #[test]
+    fn expired_grant_is_refused() {
+        let w = world();
+        let g = grant(&w, Role::Operator, Some(NOW + 10));
+        assert!(matches!(
+            check(&w, &g, &RevocationList::default(), NOW + 10),
+            Err(GrantError::Statement(StatementError::Expired { .. }))
+        ));
+    }
+
+    #[test]
+    fn grant_from_someone_else_or_for_another_node_or_key_is_refused() {
+        let w = world();
+        let mallory = SecretKey::from_seed(&[9; 32]);
+        let forged = issue(
+            &mallory,
+            NET,
+            Grant {
+                grantee: AccountId::from(w.operator.public()),
+                role: Role::Operator,
+                node: w.node,
+            },
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            check(&w, &forged, &RevocationList::default(), NOW),
+            Err(GrantError::Statement(StatementError::WrongSigner))
+        ));
+
+        let other_node = World {
+            node: NodeId::from(mallory.public()),
+            ..world()
+        };
+        let g = grant(&other_node, Role::Viewer, None);
+        assert!(matches!(
+            check(&w, &g, &RevocationList::default(), NOW),
+            Err(GrantError::WrongNode { .. })
+        ));
+
+        // Presented by a key other than the grantee (a stolen grant file).
+        let g = grant(&w, Role::Operator, None);
+        let owner = w.owner.public();
+        let err = verify_grant(
+            &g,
+            &mallory.public(),
+            &GrantContext {
+                owner: &owner,
+                node: &w.node,
+                network: NET,
+                now: NOW,
+                revocations: &RevocationList::default(),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, GrantError::WrongGrantee { .. }));
+    }
+
+    #[test]
+    fn owner_role_cannot_be_granted() {
+        let w = world();
+        let r = issue(
+            &w.owner,
+            NET,
+            Grant {
+                grantee: AccountId::from(w.operator.public()),
+                role: Role::Owner,
+                node: w.node,
+            },
+            None,
+        );
+        assert_eq!(r.unwrap_err(), GrantError::OwnerNotGrantable);
+    }
+
+    #[test]
+    fn revocation_list_revokes_and_refuses_rollback() {
+        let w = world();
+        let g = grant(&w, Role::Operator, None);
+        let id = grant_id(&g).unwrap();
+        let mut revs = RevocationList::default();
+        let list1 = RevocationList::issue(
+            &w.owner,
+            NET,
+            Revocations {
+                serial: 1,
+                revoked: [id].into(),
+            },
+        )
+        .unwrap();
+        revs.accept(&list1, &w.owner.public(), NET, NOW).unwrap();
+        assert_eq!(check(&w, &g, &revs, NOW), Err(GrantError::Revoked(id)));
+
+        // Replaying an older (empty) list must not un-revoke.
+        let list0 = RevocationList::issue(&w.owner, NET, Revocations::default()).unwrap();
+        assert!(revs.accept(&list0, &w.owner.public(), NET, NOW).is_err());
+        assert!(revs.is_revoked(&id));
+
+        // A list signed by someone else is refused.
+        let mallory = SecretKey::from_seed(&[9; 32]);
+        let fake = RevocationList::issue(
+            &mallory,
+            NET,
+            Revocations {
+                serial: 5,
+                revoked: BTreeSet::new(),
+            },
+        )
+        .unwrap();
+        assert!(revs.accept(&fake, &w.owner.public(), NET, NOW).is_err());
+        assert_eq!(revs.serial(), 1);
+    }
+
+    #[test]
+    fn grant_signature_does_not_verify_as_revocation() {
+        // Same signer, same network: purpose separation is what keeps these apart.
+        let w = world();
+        let g = grant(&w, Role::Viewer, None);
+        let as_json = serde_json::to_value(&g).unwrap();
+        let mut v = as_json.clone();
+        v["statement"]["purpose"] = purpose::REVOCATION.into();
+        let relabelled: SignedGrant = serde_json::from_value(v).unwrap();
+        assert!(matches!(
+            check(&w, &relabelled, &RevocationList::default(), NOW),
+            Err(GrantError::Statement(_))
+        ));
+    }
+
+    #[test]
+    fn roles_parse_and_order() {
+        assert_eq!("Operator".parse::<Role>(), Ok(Role::Operator));
+        assert!("root".parse::<Role>().is_err());
+        assert!(Role::Owner > Role::Operator && Role::Operator > Role::Viewer);
+    }
+}
