@@ -25,6 +25,8 @@
 //! assert_eq!(id.to_string().parse::<NodeId>().unwrap(), id);
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod grant;
 pub mod key;
 pub mod keystore;

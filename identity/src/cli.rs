@@ -1,0 +1,283 @@
+//! `nodus id …`: create, show, back up and restore a keystore.
+//!
+//! Every command runs without a prompt when given `--passphrase-file F` or the
+//! `NODUS_PASSPHRASE` environment variable, so scripts and tests can drive it; on a
+//! terminal it asks instead. Passphrases and backup words are never taken from the
+//! command line itself, where `ps` would show them to every user.
+
+use std::{
+    io::{IsTerminal as _, Read as _},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::{
+    AccountId, Keystore, KeystoreError, Mnemonic, NodeId, Passphrase, PublicKey, SecretKey,
+    keystore::KdfParams, mnemonic::MnemonicError,
+};
+
+/// Environment variable that may hold the passphrase.
+pub const PASSPHRASE_ENV: &str = "NODUS_PASSPHRASE";
+
+/// Where the passphrase comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from this file (first line). Otherwise $NODUS_PASSPHRASE,
+    /// otherwise a prompt on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Subcommands of `nodus id`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a new key in a new keystore and show its backup words once.
+    New {
+        /// The keystore file to create. An existing file is never overwritten.
+        #[arg(long, value_name = "PATH")]
+        keystore: PathBuf,
+        /// Where the passphrase comes from.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
+    /// Show the ids of a keystore's key (no passphrase needed).
+    Show {
+        /// The keystore file.
+        #[arg(long, value_name = "PATH")]
+        keystore: PathBuf,
+        /// Also open the keystore to prove the passphrase works.
+        #[arg(long)]
+        verify: bool,
+        /// Where the passphrase comes from.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
+    /// Print the 24 backup words of a keystore's key.
+    ExportMnemonic {
+        /// The keystore file.
+        #[arg(long, value_name = "PATH")]
+        keystore: PathBuf,
+        /// Where the passphrase comes from.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
+    /// Restore a key from its 24 backup words into a new keystore.
+    Restore {
+        /// The keystore file to create. An existing file is never overwritten.
+        #[arg(long, value_name = "PATH")]
+        keystore: PathBuf,
+        /// Read the words from this file (`-` for standard input, the default).
+        #[arg(long, value_name = "FILE", default_value = "-")]
+        mnemonic_file: PathBuf,
+        /// Where the passphrase comes from.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
+}
+
+/// Errors from `nodus id`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The keystore could not be used.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The backup words are wrong.
+    #[error(transparent)]
+    Mnemonic(#[from] MnemonicError),
+    /// No passphrase source was given and there is no terminal to ask on.
+    #[error("No passphrase: pass --passphrase-file FILE or set NODUS_PASSPHRASE")]
+    NoPassphrase,
+    /// The two typed passphrases differ.
+    #[error("Passphrases do not match")]
+    PassphraseMismatch,
+    /// A file given on the command line could not be read.
+    #[error("Cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key generator failed.
+    #[error(transparent)]
+    Key(#[from] crate::KeyError),
+    /// Output could not be produced.
+    #[error("Cannot encode output")]
+    Output(#[source] serde_json::Error),
+}
+
+#[derive(Serialize)]
+struct IdView {
+    /// The account form (`acct1…`).
+    id: AccountId,
+    /// The node form (`node1…`) of the same key.
+    node_id: NodeId,
+    /// Short confirmation token.
+    short: String,
+    keystore: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mnemonic: Option<String>,
+}
+
+impl IdView {
+    fn new(key: PublicKey, keystore: &Path, mnemonic: Option<String>) -> Self {
+        let node_id = NodeId::from(key);
+        Self {
+            id: AccountId::from(key),
+            short: node_id.short(),
+            node_id,
+            keystore: keystore.to_owned(),
+            mnemonic,
+        }
+    }
+
+    fn print(&self, json: bool) -> Result<(), Error> {
+        if json {
+            let text = serde_json::to_string_pretty(self).map_err(Error::Output)?;
+            println!("{text}");
+            return Ok(());
+        }
+        println!("id:       {}", self.id);
+        println!("node id:  {}", self.node_id);
+        println!("short:    {}", self.short);
+        println!("keystore: {}", self.keystore.display());
+        if let Some(words) = &self.mnemonic {
+            println!();
+            println!("Backup words (shown once; write them down and keep them offline):");
+            for (i, w) in words.split(' ').enumerate() {
+                print!("{:>2}. {w:<10}", i + 1);
+                if i % 6 == 5 {
+                    println!();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Command {
+    /// Runs the subcommand. `json` selects machine-readable output.
+    pub fn run(self, json: bool) -> Result<(), Error> {
+        match self {
+            Command::New { keystore, pass } => {
+                if keystore.exists() {
+                    return Err(KeystoreError::AlreadyExists(keystore).into());
+                }
+                let pass = read_passphrase(&pass, true)?;
+                let key = SecretKey::generate()?;
+                Keystore::create(&keystore, &key, &pass, KdfParams::DEFAULT)?;
+                let words = Mnemonic::from_key(&key);
+                IdView::new(key.public(), &keystore, Some(words.phrase().to_owned())).print(json)
+            }
+            Command::Show {
+                keystore,
+                verify,
+                pass,
+            } => {
+                let public = if verify {
+                    let pass = read_passphrase(&pass, false)?;
+                    Keystore::open(&keystore, &pass)?.public()
+                } else {
+                    Keystore::read_public(&keystore)?
+                };
+                IdView::new(public, &keystore, None).print(json)
+            }
+            Command::ExportMnemonic { keystore, pass } => {
+                let pass = read_passphrase(&pass, false)?;
+                let key = Keystore::open(&keystore, &pass)?;
+                let words = Mnemonic::from_key(&key);
+                if json {
+                    let v = serde_json::json!({
+                        "id": AccountId::from(key.public()),
+                        "mnemonic": words.phrase(),
+                    });
+                    println!("{v}");
+                } else {
+                    println!("{}", words.phrase());
+                }
+                Ok(())
+            }
+            Command::Restore {
+                keystore,
+                mnemonic_file,
+                pass,
+            } => {
+                if keystore.exists() {
+                    return Err(KeystoreError::AlreadyExists(keystore).into());
+                }
+                let words = read_secret_file(&mnemonic_file)?;
+                let key = Mnemonic::restore(&words)?;
+                let pass = read_passphrase(&pass, true)?;
+                Keystore::create(&keystore, &key, &pass, KdfParams::DEFAULT)?;
+                IdView::new(key.public(), &keystore, None).print(json)
+            }
+        }
+    }
+}
+
+/// Opens a keystore for other commands, with the same passphrase rules.
+pub fn open_keystore(path: &Path, pass: &PassphraseArgs) -> Result<SecretKey, Error> {
+    let pass = read_passphrase(pass, false)?;
+    Ok(Keystore::open(path, &pass)?)
+}
+
+/// Opens the keystore at `path`, creating it with a fresh key if it does not exist
+/// yet (a node's first boot).
+pub fn open_or_create_keystore(path: &Path, pass: &PassphraseArgs) -> Result<SecretKey, Error> {
+    if path.exists() {
+        return open_keystore(path, pass);
+    }
+    let pass = read_passphrase(pass, false)?;
+    let key = SecretKey::generate()?;
+    Keystore::create(path, &key, &pass, KdfParams::DEFAULT)?;
+    Ok(key)
+}
+
+fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+    let read_err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut s = Zeroizing::new(String::new());
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut s).map_err(read_err)?;
+    } else {
+        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        f.read_to_string(&mut s).map_err(read_err)?;
+    }
+    Ok(s)
+}
+
+fn read_passphrase(args: &PassphraseArgs, confirm: bool) -> Result<Passphrase, Error> {
+    if let Some(path) = &args.passphrase_file {
+        let text = read_secret_file(path)?;
+        let first = text.lines().next().unwrap_or_default();
+        return Ok(Passphrase::new(first));
+    }
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return Ok(Passphrase::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NoPassphrase);
+    }
+    let read = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|source| Error::Read {
+                path: PathBuf::from("/dev/tty"),
+                source,
+            })
+    };
+    let first = read("Passphrase: ")?;
+    if confirm {
+        let second = read("Repeat passphrase: ")?;
+        if *first != *second {
+            return Err(Error::PassphraseMismatch);
+        }
+    }
+    Ok(Passphrase::new(first.as_str()))
+}

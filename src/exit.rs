@@ -1,0 +1,67 @@
+//! The process exit codes of `nodus`, in one place so scripts can rely on them.
+
+use std::process::ExitCode;
+
+/// Every exit status `nodus` uses. Values are stable; new ones are appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// A failure not covered below. The message says what.
+    Failure = 1,
+    /// The command line was wrong (clap's convention).
+    Usage = 2,
+    /// The peer refused: the key is unknown or lacks the role for this action.
+    NotAuthorized = 3,
+    /// A passphrase or second factor was wrong.
+    BadCredentials = 4,
+    /// Input data (keystore, config, grant, backup words) is damaged or invalid.
+    BadInput = 5,
+    /// A file or directory named on the command line does not exist or cannot be read.
+    NotFound = 6,
+    /// The remote node or service could not be reached.
+    Unreachable = 7,
+}
+
+impl Exit {
+    /// Classifies an error by the most specific known cause in its chain.
+    pub fn of(err: &anyhow::Error) -> Self {
+        use nodus_identity::{KeystoreError, cli::Error as IdError};
+        for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<KeystoreError>() {
+                return match e {
+                    KeystoreError::WrongPassphrase(_) => Exit::BadCredentials,
+                    KeystoreError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Exit::NotFound
+                    }
+                    KeystoreError::Io { .. } => Exit::Failure,
+                    _ => Exit::BadInput,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<IdError>() {
+                match e {
+                    IdError::Mnemonic(_) | IdError::PassphraseMismatch => return Exit::BadInput,
+                    IdError::NoPassphrase => return Exit::Usage,
+                    IdError::Read { .. } => return Exit::NotFound,
+                    _ => {}
+                }
+            }
+            if cause
+                .downcast_ref::<nodus_agent::hal::RootError>()
+                .is_some()
+            {
+                return Exit::NotFound;
+            }
+        }
+        Exit::Failure
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
