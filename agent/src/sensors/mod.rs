@@ -1,9 +1,25 @@
 //! Sensors: the kernel's hwmon ABI and I2C/SMBus chips read through embedded-hal
 //! drivers. Values are converted to SI units; a faulted sensor has no value, never 0.
+//!
+//! Two sources feed the same [`Sensor`] type:
+//!
+//! - [`hwmon`]: every chip under `sys/class/hwmon`, read through a
+//!   [`SysRoot`](crate::hal::SysRoot) so captured machines work like the host
+//!   ([`collect`]).
+//! - [`i2c`]: chips the kernel has no driver bound for, listed in the board
+//!   configuration and read through embedded-hal 1.0 drivers over Linux i2c-dev,
+//!   either with combined transfers or through the [`i2c::SmbusI2c`] adapter
+//!   ([`i2c::collect`]).
+//!
+//! This module deliberately does not judge readings (that is `health`) and does not
+//! keep history (that is `telemetry`).
 
 use serde::Serialize;
 
 use crate::hal::{Gaps, SysRoot};
+
+pub mod hwmon;
+pub mod i2c;
 
 /// What a sensor measures. The JSON names are part of the inventory contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -27,12 +43,32 @@ pub enum SensorKind {
     Intrusion,
 }
 
+impl SensorKind {
+    /// The SI unit symbol of values of this kind, for human output.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Temperature => "°C",
+            Self::Fan => "RPM",
+            Self::Voltage => "V",
+            Self::Current => "A",
+            Self::Power => "W",
+            Self::Energy => "J",
+            Self::Humidity => "%",
+            Self::Intrusion => "",
+        }
+    }
+}
+
 /// One sensor reading with the thresholds the chip reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sensor {
-    /// The chip's `name` file (e.g. `coretemp`, `nvme`, `lm75`).
+    /// The chip's `name` file (e.g. `coretemp`, `nvme`, `lm75`); `hwmonN` only when
+    /// the chip has no `name` at all.
     pub chip: String,
-    /// A stable chip identity derived from its device path, not from `hwmonN`.
+    /// A stable chip identity derived from its device path, not from `hwmonN`:
+    /// the device under `/sys/devices` (`platform/coretemp.0`,
+    /// `pci0000:00/0000:00:18.3`), with `/<name>` appended when several hwmon chips
+    /// share one device; `i2c-<bus>/0x<addr>` for board-configured I2C chips.
     pub chip_id: String,
     /// The hwmon file stem, e.g. `temp1`, `fan2`, `in0`.
     pub sensor: String,
@@ -53,13 +89,46 @@ pub struct Sensor {
     /// Critical threshold, SI units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crit: Option<f64>,
+    /// Low critical threshold, SI units (`_lcrit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lcrit: Option<f64>,
     /// The chip's alarm flag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm: Option<bool>,
+    /// The chip's critical-alarm flag (`_crit_alarm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crit_alarm: Option<bool>,
+    /// True when the chip reports the sensor faulted (`_fault` = 1, e.g. an open
+    /// thermal diode); `value` is then absent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub faulted: bool,
 }
 
-/// Reads every sensor under `root`. Unreadable parts are recorded in `gaps`.
+impl Sensor {
+    /// A sensor with no reading and no thresholds, for building one field by field.
+    pub fn new(chip: &str, chip_id: &str, sensor: &str, kind: SensorKind) -> Self {
+        Self {
+            chip: chip.to_owned(),
+            chip_id: chip_id.to_owned(),
+            sensor: sensor.to_owned(),
+            label: None,
+            kind,
+            value: None,
+            min: None,
+            max: None,
+            crit: None,
+            lcrit: None,
+            alarm: None,
+            crit_alarm: None,
+            faulted: false,
+        }
+    }
+}
+
+/// Reads every hwmon sensor under `root`. Unreadable parts are recorded in `gaps`.
+///
+/// I2C chips from the board configuration are read separately by
+/// [`i2c::collect`], because they need the configuration and real buses.
 pub fn collect(root: &SysRoot, gaps: &mut Gaps) -> Vec<Sensor> {
-    let _ = (root, gaps);
-    Vec::new()
+    hwmon::collect(root, gaps)
 }
