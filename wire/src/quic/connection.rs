@@ -132,11 +132,12 @@ impl Connection {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
-        let (send, recv) = self.open_bi().await?;
-        let mut send = send;
-        send.send(req).await?;
+        // Encode before opening: a stream dropped unwritten would reach the peer as
+        // an empty request.
+        let frame = frame::encode_frame(req, self.max_frame_len)?;
+        let (mut send, mut recv) = self.open_bi().await?;
+        send.send_encoded(frame).await?;
         send.finish()?;
-        let mut recv = recv;
         recv.recv().await?.ok_or(StreamError::Ended)
     }
 
@@ -181,8 +182,9 @@ impl Connection {
     /// Pushes one message to the peer on its own unidirectional stream. Pushes are
     /// independent of each other and may arrive in any order.
     pub async fn push<T: Serialize + ?Sized>(&self, msg: &T) -> Result<(), StreamError> {
+        let frame = frame::encode_frame(msg, self.max_frame_len)?;
         let mut s = self.open_push_stream().await?;
-        s.send(msg).await?;
+        s.send_encoded(frame).await?;
         s.finish()
     }
 
