@@ -319,3 +319,40 @@ impl LocalConnection {
         (self.reader, self.writer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(uid: u32, gid: u32) -> PeerCred {
+        PeerCred { uid, gid, pid: 1 }
+    }
+
+    #[test]
+    fn root_is_operator_and_others_view() {
+        let p = GroupPolicy::root_only();
+        assert_eq!(p.role(&cred(0, 0)), Some(Role::Operator));
+        assert_eq!(p.role(&cred(1000, 1000)), Some(Role::Viewer));
+        // Group 0 without uid 0 is not root.
+        assert_eq!(p.role(&cred(1000, 0)), Some(Role::Viewer));
+    }
+
+    #[test]
+    fn the_operator_group_makes_operators() {
+        let p = GroupPolicy {
+            operator_gid: Some(5000),
+            operator_members: vec![],
+        };
+        assert_eq!(p.role(&cred(1000, 5000)), Some(Role::Operator));
+        assert_eq!(p.role(&cred(1000, 5001)), Some(Role::Viewer));
+        assert_eq!(p.role(&cred(0, 1)), Some(Role::Operator));
+    }
+
+    #[test]
+    fn a_missing_group_is_a_config_error() {
+        assert!(matches!(
+            GroupPolicy::with_group("no-such-group-nodus"),
+            Err(UnixError::NoSuchGroup(_))
+        ));
+    }
+}

@@ -23,14 +23,19 @@ async fn authorized_client_gets_answers() {
     let node = key(1);
     let console = key(2);
     let fx = Fixture::new(&node, &[Alpn::Console]);
-    fx.table.grant(console.public(), Alpn::Console, Role::Operator);
+    fx.table
+        .grant(console.public(), Alpn::Console, Role::Operator);
 
     let client = Client::new(&console).unwrap();
     let conn = client
         .connect(fx.addr(), node.public(), Alpn::Console)
         .await
         .unwrap();
-    assert_eq!(*conn.peer(), node.public(), "client sees the pinned server key");
+    assert_eq!(
+        *conn.peer(),
+        node.public(),
+        "client sees the pinned server key"
+    );
     assert_eq!(conn.role(), Role::Operator, "role from the welcome");
     assert_eq!(conn.alpn(), Alpn::Console);
 
@@ -76,7 +81,11 @@ async fn unknown_client_key_is_refused_in_the_handshake() {
         .await
         .unwrap();
     let _: Resp = conn.request(&Req::Add(1, 1)).await.unwrap();
-    assert_eq!(fx.handled(), 1, "the refused client never reached a handler");
+    assert_eq!(
+        fx.handled(),
+        1,
+        "the refused client never reached a handler"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +94,8 @@ async fn client_refuses_a_server_with_the_wrong_key() {
     let impostor_expected = key(9);
     let console = key(2);
     let fx = Fixture::new(&node, &[Alpn::Console]);
-    fx.table.grant(console.public(), Alpn::Console, Role::Viewer);
+    fx.table
+        .grant(console.public(), Alpn::Console, Role::Viewer);
 
     let err = Client::new(&console)
         .unwrap()
@@ -107,13 +117,14 @@ async fn unknown_alpn_is_refused() {
     let node = key(1);
     let console = key(2);
     let fx = Fixture::new(&node, &[Alpn::Console]);
-    fx.table.grant(console.public(), Alpn::Console, Role::Viewer);
+    fx.table
+        .grant(console.public(), Alpn::Console, Role::Viewer);
     fx.table.grant(console.public(), Alpn::Chain, Role::Viewer);
 
     // A protocol Nodus does not know at all, offered through a raw quinn client.
     let identity = LocalIdentity::new(&console).unwrap();
-    let tls = client_tls_config(&identity, node.public(), vec![b"nodus/console/9".to_vec()])
-        .unwrap();
+    let tls =
+        client_tls_config(&identity, node.public(), vec![b"nodus/console/9".to_vec()]).unwrap();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let endpoint = quinn::Endpoint::client(loopback()).unwrap();
     let err = endpoint
@@ -142,7 +153,13 @@ async fn unknown_alpn_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ConnectError::RefusedByServer { alert: ALERT_NO_APPLICATION_PROTOCOL, .. }),
+        matches!(
+            err,
+            ConnectError::RefusedByServer {
+                alert: ALERT_NO_APPLICATION_PROTOCOL,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(fx.handled(), 0);
@@ -193,8 +210,10 @@ async fn garbage_on_one_connection_does_not_disturb_others() {
     let good_key = key(2);
     let bad_key = key(3);
     let fx = Fixture::new(&node, &[Alpn::Console]);
-    fx.table.grant(good_key.public(), Alpn::Console, Role::Viewer);
-    fx.table.grant(bad_key.public(), Alpn::Console, Role::Viewer);
+    fx.table
+        .grant(good_key.public(), Alpn::Console, Role::Viewer);
+    fx.table
+        .grant(bad_key.public(), Alpn::Console, Role::Viewer);
 
     let good = Client::new(&good_key)
         .unwrap()
@@ -245,7 +264,8 @@ async fn a_request_on_a_closed_connection_reports_the_peer_code() {
     let node = key(1);
     let console = key(2);
     let fx = Fixture::new(&node, &[Alpn::Console]);
-    fx.table.grant(console.public(), Alpn::Console, Role::Viewer);
+    fx.table
+        .grant(console.public(), Alpn::Console, Role::Viewer);
     let conn = Client::new(&console)
         .unwrap()
         .connect(fx.addr(), node.public(), Alpn::Console)
@@ -256,7 +276,11 @@ async fn a_request_on_a_closed_connection_reports_the_peer_code() {
     send.finish().unwrap();
     let _ = conn.closed().await;
     let err = conn.request::<_, Resp>(&Req::Add(1, 2)).await.unwrap_err();
-    assert_eq!(err.peer_error_code(), Some(ErrorCode::MalformedFrame), "{err:?}");
+    assert_eq!(
+        err.peer_error_code(),
+        Some(ErrorCode::MalformedFrame),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +299,10 @@ async fn hundred_concurrent_clients_get_correct_answers() {
     for (i, k) in keys.into_iter().enumerate() {
         tasks.spawn(async move {
             let client = Client::new(&k).unwrap();
-            let conn = client.connect(addr, server_key, Alpn::Console).await.unwrap();
+            let conn = client
+                .connect(addr, server_key, Alpn::Console)
+                .await
+                .unwrap();
             // Concurrent requests on one connection, each on its own stream.
             let mut reqs = tokio::task::JoinSet::new();
             for j in 0..REQUESTS {
@@ -393,6 +420,13 @@ async fn reconnect_helper_stops_at_a_permanent_refusal() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, ConnectError::RefusedByServer { .. }), "{err:?}");
-    assert_eq!(fx.table.calls.load(Ordering::SeqCst), 1, "exactly one attempt");
+    assert!(
+        matches!(err, ConnectError::RefusedByServer { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fx.table.calls.load(Ordering::SeqCst),
+        1,
+        "exactly one attempt"
+    );
 }

@@ -36,7 +36,11 @@ pub enum Resp {
     /// The sum.
     Sum(u64),
     /// The caller's account id as the server verified it, the protocol and role.
-    You { id: String, alpn: String, role: Role },
+    You {
+        id: String,
+        alpn: String,
+        role: Role,
+    },
 }
 
 /// An authorizer over a fixed table of (key, protocol) → role, that counts calls.
