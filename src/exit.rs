@@ -29,20 +29,14 @@ impl Exit {
     pub fn of(err: &anyhow::Error) -> Self {
         use nodus_identity::{KeystoreError, cli::Error as IdError};
         for cause in err.chain() {
+            // `#[error(transparent)]` wrappers forward `source()` past themselves, so
+            // a wrapped keystore error is matched through its wrapper below.
             if let Some(e) = cause.downcast_ref::<KeystoreError>() {
-                return match e {
-                    KeystoreError::WrongPassphrase(_) => Exit::BadCredentials,
-                    KeystoreError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        Exit::NotFound
-                    }
-                    KeystoreError::Io { .. } => Exit::Failure,
-                    _ => Exit::BadInput,
-                };
+                return Self::of_keystore(e);
             }
             if let Some(e) = cause.downcast_ref::<IdError>() {
                 match e {
+                    IdError::Keystore(k) => return Self::of_keystore(k),
                     IdError::Mnemonic(_) | IdError::PassphraseMismatch => return Exit::BadInput,
                     IdError::NoPassphrase => return Exit::Usage,
                     IdError::Read { .. } => return Exit::NotFound,
@@ -57,6 +51,20 @@ impl Exit {
             }
         }
         Exit::Failure
+    }
+}
+
+impl Exit {
+    fn of_keystore(e: &nodus_identity::KeystoreError) -> Self {
+        use nodus_identity::KeystoreError;
+        match e {
+            KeystoreError::WrongPassphrase(_) => Exit::BadCredentials,
+            KeystoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Exit::NotFound
+            }
+            KeystoreError::Io { .. } => Exit::Failure,
+            _ => Exit::BadInput,
+        }
     }
 }
 
