@@ -15,29 +15,51 @@ use crate::{
     statement::{Expect, Signed, Statement, StatementError, purpose},
 };
 
-/// What a key may do on a node. Ordered by power for `>=` checks between the
-/// node-management roles; [`Role::Tenant`] is separate and ranks lowest there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// What a key may do on a node (DESIGN.md, "Roles").
+///
+/// The variant order is part of the wire format (postcard encodes the variant
+/// index): new roles are appended, never inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Runs its own workloads only.
-    Tenant,
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Power actions and approving disk wipes.
-    Operator,
     /// The farmer: everything, including stake. Never granted; it is the owner key.
     Owner,
+    /// Power actions and approving disk wipes.
+    Operator,
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Runs its own workloads only.
+    Tenant,
+}
+
+impl Role {
+    /// The lower-case name used in configs, grants and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+            Role::Tenant => "tenant",
+        }
+    }
+
+    /// Whether a holder of `self` may do what `needed` may do on the node. Owner ⊇
+    /// operator ⊇ viewer; a tenant's rights are about its own workloads and cover
+    /// no node-management role but its own.
+    pub const fn covers(self, needed: Role) -> bool {
+        match (self, needed) {
+            (Role::Owner, _) => true,
+            (Role::Operator, Role::Operator | Role::Viewer) => true,
+            (Role::Viewer, Role::Viewer) => true,
+            (Role::Tenant, Role::Tenant) => true,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Tenant => "tenant",
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Owner => "owner",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -450,6 +472,14 @@ mod tests {
     fn roles_parse_and_order() {
         assert_eq!("Operator".parse::<Role>(), Ok(Role::Operator));
         assert!("root".parse::<Role>().is_err());
-        assert!(Role::Owner > Role::Operator && Role::Operator > Role::Viewer);
+        assert!(Role::Owner.covers(Role::Operator) && Role::Operator.covers(Role::Viewer));
+        assert!(!Role::Viewer.covers(Role::Operator) && !Role::Tenant.covers(Role::Viewer));
+        assert!(!Role::Operator.covers(Role::Owner));
+        // The wire encoding is the variant index; it must never change.
+        let enc: Vec<u8> = [Role::Owner, Role::Operator, Role::Viewer, Role::Tenant]
+            .iter()
+            .flat_map(|r| postcard::to_stdvec(r).unwrap())
+            .collect();
+        assert_eq!(enc, [0, 1, 2, 3]);
     }
 }
