@@ -42,7 +42,9 @@ const FIELDS: &[(&str, &str)] = &[
     ("node_hwmon_temp_celsius", "value"),
     ("node_hwmon_temp_max_celsius", "max"),
     ("node_hwmon_temp_crit_celsius", "crit"),
-    ("node_hwmon_temp_crit_alarm_celsius", "crit_alarm"),
+    // Our `alarm` folds every `_*alarm` item; these chips' temperatures have
+    // `_crit_alarm` as their only one.
+    ("node_hwmon_temp_crit_alarm_celsius", "alarm"),
     ("node_hwmon_fan_rpm", "value"),
     ("node_hwmon_fan_min_rpm", "min"),
     ("node_hwmon_fan_max_rpm", "max"),

@@ -22,6 +22,16 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Sensor, SensorKind};
 use crate::hal::{Gaps, ReadError, SysRoot};
 
+/// The alarm items of the ABI, folded into one flag.
+const ALARMS: &[&str] = &[
+    "alarm",
+    "min_alarm",
+    "max_alarm",
+    "lcrit_alarm",
+    "crit_alarm",
+    "emergency_alarm",
+];
+
 /// Where the class lists hwmon chips.
 const CLASS_DIR: &str = "sys/class/hwmon";
 
@@ -248,16 +258,18 @@ fn read_chip(root: &SysRoot, chip: &Chip, chip_id: &str, gaps: &mut Gaps, out: &
         };
         let mut s = Sensor::new(&chip_name, chip_id, &format!("{ty_name}{index}"), kind);
         s.label = items.get("label").and_then(|f| read_text(root, f, gaps));
-        s.faulted = flag(gaps, "fault").unwrap_or(false);
-        if !s.faulted {
+        // `_fault` = 1: the reading is meaningless (an open thermal diode, a
+        // stopped fan's tachometer), so there is none.
+        if !flag(gaps, "fault").unwrap_or(false) {
             s.value = read_number(root, primary, gaps).map(|v| v / divisor);
         }
         s.min = scaled(gaps, "min");
         s.max = scaled(gaps, "max");
         s.crit = scaled(gaps, "crit");
-        s.lcrit = scaled(gaps, "lcrit");
-        s.alarm = flag(gaps, "alarm");
-        s.crit_alarm = flag(gaps, "crit_alarm");
+        s.alarm = ALARMS
+            .iter()
+            .filter_map(|a| flag(gaps, a))
+            .reduce(|a, b| a || b);
         out.push(s);
     }
 }
@@ -366,22 +378,18 @@ mod tests {
         );
         let t1 = get("temp1");
         assert_eq!(
-            (t1.value, t1.max, t1.crit, t1.alarm, t1.crit_alarm),
-            (Some(45.25), Some(70.0), Some(-5.0), Some(false), Some(true))
+            (t1.value, t1.max, t1.crit, t1.alarm),
+            (Some(45.25), Some(70.0), Some(-5.0), Some(true))
         );
         assert_eq!(t1.label.as_deref(), Some("Tctl"));
         let t2 = get("temp2");
-        assert_eq!((t2.value, t2.faulted), (None, true));
-        let t3 = get("temp3");
-        assert_eq!((t3.value, t3.faulted), (None, false));
+        assert_eq!(t2.value, None, "faulted");
+        assert_eq!(get("temp3").value, None, "no data");
         assert_eq!(
             (get("fan1").value, get("fan1").min),
             (Some(1200.0), Some(300.0))
         );
-        assert_eq!(
-            (get("in0").value, get("in0").lcrit),
-            (Some(1.18), Some(0.9))
-        );
+        assert_eq!(get("in0").value, Some(1.18));
         assert_eq!(get("curr1").value, Some(2.5));
         assert_eq!(get("power1").value, Some(12.5));
         assert_eq!(get("energy1").value, Some(3.0));

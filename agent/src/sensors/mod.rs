@@ -89,19 +89,11 @@ pub struct Sensor {
     /// Critical threshold, SI units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crit: Option<f64>,
-    /// Low critical threshold, SI units (`_lcrit`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lcrit: Option<f64>,
-    /// The chip's alarm flag.
+    /// The chip's alarm flags, combined: true when any of `_alarm`,
+    /// `_min_alarm`, `_max_alarm`, `_lcrit_alarm`, `_crit_alarm`,
+    /// `_emergency_alarm` is set; absent when the chip has none of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm: Option<bool>,
-    /// The chip's critical-alarm flag (`_crit_alarm`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crit_alarm: Option<bool>,
-    /// True when the chip reports the sensor faulted (`_fault` = 1, e.g. an open
-    /// thermal diode); `value` is then absent.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub faulted: bool,
 }
 
 impl Sensor {
@@ -117,10 +109,7 @@ impl Sensor {
             min: None,
             max: None,
             crit: None,
-            lcrit: None,
             alarm: None,
-            crit_alarm: None,
-            faulted: false,
         }
     }
 }
