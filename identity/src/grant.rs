@@ -47,13 +47,13 @@ impl Role {
     /// operator ⊇ viewer; a tenant's rights are about its own workloads and cover
     /// no node-management role but its own.
     pub const fn covers(self, needed: Role) -> bool {
-        match (self, needed) {
-            (Role::Owner, _) => true,
-            (Role::Operator, Role::Operator | Role::Viewer) => true,
-            (Role::Viewer, Role::Viewer) => true,
-            (Role::Tenant, Role::Tenant) => true,
-            _ => false,
-        }
+        matches!(
+            (self, needed),
+            (Role::Owner, _)
+                | (Role::Operator, Role::Operator | Role::Viewer)
+                | (Role::Viewer, Role::Viewer)
+                | (Role::Tenant, Role::Tenant)
+        )
     }
 }
 
