@@ -1,5 +1,7 @@
 //! `nodus id …` driven as a script would: no prompts, exit codes checked.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
+
 use std::{path::Path, process::Command};
 
 fn nodus() -> Command {
