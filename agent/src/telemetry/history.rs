@@ -445,7 +445,9 @@ impl History {
         // The fine run starts at the first bucket boundary inside the fine ring, so
         // the coarse buckets before it are complete.
         let fine_start_s = (s.first_fine() * fstep).div_ceil(cstep) * cstep;
-        let coarse_first = since_unix_s / cstep;
+        // Never walk slots the ring cannot hold: `since` may be 0.
+        let held_from = (s.last_coarse + 1).saturating_sub(s.ccount.len() as u64);
+        let coarse_first = (since_unix_s / cstep).max(held_from);
         let coarse_end = fine_start_s / cstep; // exclusive
         let mut buckets: Vec<Option<Bucket>> =
             (coarse_first..coarse_end).map(|b| s.coarse_at(b)).collect();
