@@ -34,6 +34,8 @@ for entry in "${packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] \
     || missing+=("$pkg")
 done
+# Debian's qemu-system-x86 replaces the preinstalled qemu-utils; install both together.
+case " ${missing[*]-} " in *" qemu-system-x86 "*) missing+=("qemu-utils") ;; esac
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages ${missing[*]} and not root; install them first" >&2
