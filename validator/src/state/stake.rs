@@ -11,8 +11,9 @@
 //!   `min_validator_stake` bonded that is not jailed at that height, the top
 //!   `max_validators` by bonded stake (ties: lower address first). Voting power is
 //!   `bonded / stake_per_power`, rounded down, saturating at `u64::MAX`.
-//! - **Jail**: a double-signer is left out of the set until `jailed_until`, then
-//!   may send `Unjail`.
+//! - **Jail**: a double-signer is left out of the set until it sends `Unjail`,
+//!   which is accepted from height `jailed_until` on (so coming back is a
+//!   deliberate act of its operator, not a timer).
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,7 @@ use super::{Address, Amount, Event, State};
 pub struct Stake {
     /// Bonded stake, base units.
     pub bonded: Amount,
-    /// Jailed until this height (exclusive), if jailed.
+    /// If jailed: the first height at which `Unjail` is accepted.
     pub jailed_until: Option<u64>,
 }
 
@@ -37,8 +38,10 @@ impl Stake {
         }
     }
 
-    fn jailed_at(&self, height: u64) -> bool {
-        self.jailed_until.is_some_and(|until| height < until)
+    /// True while jailed: until an `Unjail` is accepted, which is allowed from
+    /// height `jailed_until` on.
+    pub fn is_jailed(&self) -> bool {
+        self.jailed_until.is_some()
     }
 }
 
@@ -106,12 +109,11 @@ pub enum StakeError {
 impl State {
     /// The validator set for the block after the last applied one.
     pub fn validator_set(&self) -> ValidatorSet {
-        let next = self.height.saturating_add(1);
         let p = &self.params;
         let mut candidates: Vec<(&Address, &Stake)> = self
             .stakes
             .iter()
-            .filter(|(_, s)| s.bonded >= p.min_validator_stake && !s.jailed_at(next))
+            .filter(|(_, s)| s.bonded >= p.min_validator_stake && !s.is_jailed())
             .collect();
         // Stable order: stake descending, then address ascending (BTreeMap order).
         candidates.sort_by_key(|(_, s)| std::cmp::Reverse(s.bonded));
