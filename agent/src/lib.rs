@@ -9,10 +9,12 @@
 
 pub mod capacity;
 pub mod cli;
+pub mod disks;
 pub mod hal;
 pub mod health;
 pub mod inventory;
 pub mod net;
 pub mod power;
 pub mod sensors;
+pub mod smart;
 pub mod telemetry;

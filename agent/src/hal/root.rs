@@ -156,10 +156,35 @@ impl SysRoot {
     }
 
     /// Reads a whole file as UTF-8 (lossy), without trimming.
+    ///
+    /// Only regular files are read: a FIFO or socket planted in a captured tree would
+    /// otherwise block the whole inventory forever, so it is opened non-blocking and
+    /// refused, and a directory gives an I/O error instead of a panic.
     pub fn read_raw(&self, rel: &str) -> Result<String, ReadError> {
-        std::fs::read(self.path(rel))
+        self.read_bytes(rel)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| ReadError::from_io(rel, &e))
+    }
+
+    /// Reads a whole file as bytes (binary attributes such as `vpd_pg80`), with the
+    /// same regular-file rule as [`Self::read_raw`].
+    pub fn read_bytes(&self, rel: &str) -> Result<Vec<u8>, ReadError> {
+        use std::{io::Read, os::unix::fs::OpenOptionsExt};
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(self.path(rel))
+            .map_err(|e| ReadError::from_io(rel, &e))?;
+        let meta = file.metadata().map_err(|e| ReadError::from_io(rel, &e))?;
+        if !meta.is_file() {
+            return Err(ReadError::Io {
+                path: rel.to_owned(),
+                message: "not a regular file".to_owned(),
+            });
+        }
+        let mut b = Vec::new();
+        file.read_to_end(&mut b)
+            .map_err(|e| ReadError::from_io(rel, &e))?;
+        Ok(b)
     }
 
     /// Reads a sysfs attribute: trimmed, and an empty file counts as no data.
@@ -196,7 +221,8 @@ impl SysRoot {
     /// `sys/devices/pci0000:00/...`), so the answer is the same for a fixture tree
     /// as for the host. Links that point outside the root are refused.
     pub fn resolve(&self, rel: &str) -> Result<String, ReadError> {
-        let real = std::fs::canonicalize(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
+        let real =
+            std::fs::canonicalize(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
         let base = std::fs::canonicalize(&self.base).map_err(|e| ReadError::from_io(rel, &e))?;
         real.strip_prefix(&base)
             .map(|p| p.to_string_lossy().into_owned())
@@ -204,6 +230,26 @@ impl SysRoot {
                 path: rel.to_owned(),
                 value: real.to_string_lossy().chars().take(64).collect(),
             })
+    }
+
+    /// Reads up to `buf.len()` bytes of file `rel` starting at byte `offset` (a
+    /// block device under `dev/`, for signature detection) and returns how many were
+    /// read; fewer than asked only at the end of the file. Opened read-only, so the
+    /// kernel never sees a write; on a fixture root `dev/` is usually absent, which is
+    /// [`ReadError::NotFound`].
+    pub fn read_at(&self, rel: &str, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::from_io(rel, &e)),
+            }
+        }
+        Ok(done)
     }
 
     /// The last path component of the symlink `rel` points to (e.g. a driver name
@@ -239,8 +285,14 @@ mod tests {
         std::fs::write(dir.path().join("sys/a/empty"), "\n").unwrap();
         let root = SysRoot::at(dir.path()).unwrap();
         assert_eq!(root.read_parse::<u64>("sys/a/n"), Ok(42));
-        assert!(matches!(root.read_parse::<u64>("sys/a/bad"), Err(ReadError::Parse { .. })));
-        assert!(matches!(root.read_string("sys/a/empty"), Err(ReadError::NoData(_))));
+        assert!(matches!(
+            root.read_parse::<u64>("sys/a/bad"),
+            Err(ReadError::Parse { .. })
+        ));
+        assert!(matches!(
+            root.read_string("sys/a/empty"),
+            Err(ReadError::NoData(_))
+        ));
         assert!(root.read_string("sys/a/none").unwrap_err().is_not_found());
         assert_eq!(root.list("sys/a").unwrap(), vec!["bad", "empty", "n"]);
     }

@@ -2,34 +2,99 @@
 //! power meters, capacity and health, read through a [`SysRoot`].
 //!
 //! Its JSON form (`nodus agent inventory --json`) is a contract; see
-//! `agent/INVENTORY.md`.
+//! `agent/INVENTORY.md`. Collection never fails and never panics: what could not
+//! be read is listed in [`Inventory::gaps`] and the rest is reported.
+//!
+//! ```no_run
+//! let root = nodus_agent::hal::SysRoot::host();
+//! let inv = nodus_agent::inventory::collect(&root);
+//! println!("{} disks, {:?} CPUs", inv.disks.len(), inv.cpu.logical);
+//! ```
+
+mod cpu;
+mod dmi;
+mod memory;
+
+use std::{collections::BTreeSet, path::PathBuf};
 
 use serde::Serialize;
 
+pub use cpu::Cpu;
+pub use dmi::{Bios, Board, Chassis, Dmi};
+pub use memory::Memory;
+
+pub use crate::disks::Disk;
 use crate::{
     capacity::Capacity,
+    disks::{DiskProfile, probe::SeekDevice},
     hal::{Gaps, SysRoot},
     health::Health,
     net::Nic,
     power::Meter,
     sensors::Sensor,
+    smart::SmartRunner,
 };
 
-/// DMI identity of the machine. Filled by the inventory work.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Dmi {}
+/// Whether the agent may act on the hardware (see DESIGN.md, "Modes").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read-only: inventory reads sysfs, procfs and the first/last sectors of disks.
+    #[default]
+    Observe,
+    /// Full control: inventory may also run the seek probe on disks whose kind is
+    /// unknown and persist the result.
+    Managed,
+}
 
-/// CPU topology. Filled by the inventory work.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Cpu {}
+/// Opens a device for the seek probe (the real one opens `O_DIRECT`; tests pass a
+/// fake).
+pub type ProbeOpener = Box<dyn Fn(&std::path::Path) -> std::io::Result<Box<dyn SeekDevice>>>;
 
-/// Memory. Filled by the inventory work.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Memory {}
+/// Inputs of an inventory pass beyond the root.
+#[derive(Default)]
+pub struct Options {
+    /// Observe or managed.
+    pub mode: Mode,
+    /// The agent's state directory, where probe results are persisted by serial.
+    /// `None`: nothing persisted is read or written.
+    pub state_dir: Option<PathBuf>,
+    /// Disk kinds from the board profile.
+    pub profile: DiskProfile,
+    /// Serials of disks the owner approved wiping (the signed approval flow sets
+    /// this; here it is a plain input).
+    pub approved_serials: BTreeSet<String>,
+    /// How to run smartctl; `None` skips SMART (captured trees).
+    pub smart: Option<Box<dyn SmartRunner>>,
+    /// How to open a device for the seek probe; `None` uses `O_DIRECT` on `dev/NAME`.
+    pub probe_opener: Option<ProbeOpener>,
+}
 
-/// One block device. Filled by the inventory work.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Disk {}
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("mode", &self.mode)
+            .field("state_dir", &self.state_dir)
+            .field("profile", &self.profile)
+            .field("approved_serials", &self.approved_serials)
+            .field("smart", &self.smart.is_some())
+            .field("probe_opener", &self.probe_opener.is_some())
+            .finish()
+    }
+}
+
+impl Options {
+    /// The defaults for `root`: observe mode, and real smartctl only on the live
+    /// host (on a captured tree the devices are not this machine's).
+    pub fn for_root(root: &SysRoot) -> Self {
+        Self {
+            smart: root
+                .is_host()
+                .then(|| Box::new(crate::smart::Smartctl) as Box<dyn SmartRunner>),
+            ..Self::default()
+        }
+    }
+}
 
 /// Everything the agent knows about the machine's hardware at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,24 +121,55 @@ pub struct Inventory {
     pub gaps: Gaps,
 }
 
-/// Collects the inventory under `root`.
+/// Collects the inventory under `root` with [`Options::for_root`].
 pub fn collect(root: &SysRoot) -> Inventory {
+    collect_with(root, &Options::for_root(root))
+}
+
+/// Collects the inventory under `root`.
+pub fn collect_with(root: &SysRoot, opts: &Options) -> Inventory {
     let mut gaps = Gaps::default();
+    if !root.exists("sys") && !root.exists("proc") {
+        gaps.push("root", "neither sys/ nor proc/ exists under the root");
+    }
+    let dmi = dmi::collect(root, &mut gaps);
+    let cpu = cpu::collect(root, &mut gaps);
+    let memory = memory::collect(root, &mut gaps);
+    let disks = crate::disks::collect(root, opts, &mut gaps);
     let nics = crate::net::collect(root, &mut gaps);
     let sensors = crate::sensors::collect(root, &mut gaps);
     let power = crate::power::collect(root, &mut gaps);
+    let capacity = crate::capacity::compute(cpu.logical, memory.total_bytes, &disks);
     let mut inv = Inventory {
-        dmi: Dmi::default(),
-        cpu: Cpu::default(),
-        memory: Memory::default(),
-        disks: Vec::new(),
+        dmi,
+        cpu,
+        memory,
+        disks,
         nics,
         sensors,
         power,
-        capacity: Capacity::default(),
+        capacity,
         health: Health::default(),
         gaps,
     };
     inv.health = crate::health::assess(&inv);
     inv
+}
+
+/// True for an SMBIOS/identity string that carries no information ("To Be Filled
+/// By O.E.M.", all zeros …).
+pub(crate) fn dmi_placeholder(s: &str) -> bool {
+    dmi::is_placeholder(s)
+}
+
+/// An error and its sources on one line, for gap reasons.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
