@@ -154,9 +154,17 @@ impl Default for RawParams {
 }
 
 /// Validated chain parameters. Same fields as [`RawParams`]; the constructor
-/// guarantees the invariants the state machine's arithmetic relies on.
+/// guarantees the invariants the state machine's arithmetic relies on, and
+/// deserializing (a stored state, say) validates again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawParams", into = "RawParams")]
 pub struct Params(RawParams);
+
+impl From<Params> for RawParams {
+    fn from(p: Params) -> Self {
+        p.0
+    }
+}
 
 impl Params {
     /// The parameters.

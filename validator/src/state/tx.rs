@@ -253,6 +253,37 @@ impl State {
         Ok(sender)
     }
 
+    /// [`State::check_tx`] for many transactions, with their signatures verified
+    /// as one batch (the mempool's path). The verdicts are exactly those of
+    /// `check_tx` one by one, in order: ZIP-215 batch and single verification
+    /// agree. Each is checked against this state alone, not after the ones before
+    /// it (sequencing nonces is the mempool's job). `rng` draws the batch
+    /// coefficients; see [`crate::signature::Batch::verify`].
+    pub fn check_txs<R: rand::RngCore + rand::CryptoRng>(
+        &self,
+        txs: &[SignedTx],
+        rng: R,
+    ) -> Vec<Result<Address, TxError>> {
+        let mut results: Vec<Result<Address, TxError>> =
+            txs.iter().map(|t| self.check_tx_unsigned(t)).collect();
+        let mut batch = signature::Batch::new();
+        let mut queued = Vec::new();
+        for (i, (t, r)) in txs.iter().zip(results.iter_mut()).enumerate() {
+            if r.is_ok() {
+                match batch.push_statement(t) {
+                    Ok(()) => queued.push(i),
+                    Err(e) => *r = Err(e.into()),
+                }
+            }
+        }
+        for (i, verdict) in queued.into_iter().zip(batch.verify(rng)) {
+            if let (Err(e), Some(r)) = (verdict, results.get_mut(i)) {
+                *r = Err(e.into());
+            }
+        }
+        results
+    }
+
     pub(crate) fn apply_tx(
         &mut self,
         header: &BlockHeader,
