@@ -278,3 +278,41 @@ fn procfs_fixture_samples_without_error() {
     assert!(get(&b, "mem.available_bytes").is_some());
     assert!(!b.values.iter().any(|(n, _)| n.starts_with("disk.ram")));
 }
+
+#[test]
+fn node_exporter_fixture_gives_sensor_and_rapl_series() {
+    let dir = tempfile::tempdir().unwrap();
+    unpack("node-exporter-sys.tar.gz", dir.path());
+    let root = SysRoot::at(dir.path()).unwrap();
+    let anchor = ClockAnchor {
+        mono: Duration::ZERO,
+        unix_ms: T0_MS,
+    };
+    let mut s = Sampler::new(root.clone(), &config(false), anchor);
+    let first = s.handle_timeout(secs(0)).unwrap();
+
+    // Every sensor with a reading is a series, energy sensors excepted.
+    let mut gaps = nodus_agent::hal::Gaps::default();
+    let sensors = nodus_agent::sensors::collect(&root, &mut gaps);
+    let expected = sensors
+        .iter()
+        .filter(|x| x.value.is_some() && x.kind != nodus_agent::sensors::SensorKind::Energy)
+        .count();
+    let got = first
+        .values
+        .iter()
+        .filter(|(n, _)| n.starts_with("sensor."))
+        .count();
+    assert!(expected > 10, "the fixture has many sensors");
+    assert_eq!(got, expected);
+    let t = &sensors[0];
+    let name = format!("sensor.{}.{}", t.chip_id, t.sensor);
+    assert_eq!(get(&first, &name), t.value);
+
+    // RAPL: 10 J more two seconds later is 5 W.
+    let rel = "sys/class/powercap/intel-rapl:0/energy_uj";
+    let uj: u64 = root.read_parse(rel).unwrap();
+    fs::write(dir.path().join(rel), format!("{}\n", uj + 10_000_000)).unwrap();
+    let b = s.handle_timeout(secs(2)).unwrap();
+    assert_eq!(get(&b, "power.rapl.package-0.watts"), Some(5.0));
+}

@@ -34,6 +34,8 @@ pub struct EnergyCounter {
     pub series: String,
     /// Joules since some start.
     pub joules: f64,
+    /// Where the counter wraps to 0 (RAPL `max_energy_range_uj`), when known.
+    pub max_joules: Option<f64>,
 }
 
 /// Everything one sampler tick reads.
@@ -216,10 +218,16 @@ pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
             }
         }
     }
+    // hwmon is read once and serves both sensors and hwmon power meters
+    // ([`crate::power::collect`] would read every chip a second time).
+    let sensors = if opts.sensors || opts.power {
+        crate::sensors::collect(root, gaps)
+    } else {
+        Vec::new()
+    };
     if opts.sensors {
-        for s in crate::sensors::collect(root, gaps) {
-            // Energy sensors are cumulative; the power collector reports them as
-            // meters, and they become watts there.
+        for s in &sensors {
+            // Energy sensors are cumulative; they become watts as power meters.
             if s.kind == crate::sensors::SensorKind::Energy {
                 continue;
             }
@@ -230,11 +238,20 @@ pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
         }
     }
     if opts.power {
-        for m in crate::power::collect(root, gaps) {
+        // The same meters as the inventory's, less IPMI DCMI: that runs ipmitool
+        // and waits on the BMC, far too slow for a 1 s tick.
+        let mut meters = crate::power::rapl::collect(root, gaps);
+        meters.extend(crate::power::from_sensors(&sensors));
+        meters.extend(crate::power::power_supply::collect(root, gaps));
+        for m in meters {
             let series = format!("power.{}.{}.watts", source_name(m.source), m.name);
             match (m.watts, m.energy_joules) {
                 (Some(w), _) => c.gauges.push((series, w)),
-                (None, Some(joules)) => c.energy.push(EnergyCounter { series, joules }),
+                (None, Some(joules)) => c.energy.push(EnergyCounter {
+                    series,
+                    joules,
+                    max_joules: m.energy_max_joules,
+                }),
                 (None, None) => {}
             }
         }

@@ -61,6 +61,16 @@ fn busy_pct(
     out
 }
 
+/// Joules between two readings of a counter that wraps at `max` (RAPL wraps every
+/// few tens of minutes at full load). Backwards without a known range, or from
+/// beyond the range, is a reset: no delta. Computed in µJ by the RAPL reader's own
+/// rule so the two never disagree.
+fn energy_delta(before: f64, after: f64, max: Option<f64>) -> Option<f64> {
+    let uj = |j: f64| (j * 1e6).round() as u64;
+    let max = max.map_or(0, uj);
+    crate::power::rapl::energy_delta_uj(uj(before), uj(after), max).map(|d| d as f64 / 1e6)
+}
+
 impl RateCore {
     /// An empty core; the first tick gives gauges only.
     pub fn new() -> Self {
@@ -118,13 +128,11 @@ impl RateCore {
 
         let mut energy = HashMap::with_capacity(self.energy.len());
         for e in &c.energy {
-            if let Some(&(j0, t0)) = self.energy.get(&e.series) {
-                // A counter that went back wrapped or was reset: no value this
-                // tick. (RAPL's wrap range is not in the meter, so this costs one
-                // sample per wrap, every tens of minutes at most.)
-                if e.joules >= j0 && now > t0 {
-                    out.push((e.series.clone(), (e.joules - j0) / (now - t0).as_secs_f64()));
-                }
+            if let Some(&(j0, t0)) = self.energy.get(&e.series)
+                && now > t0
+                && let Some(dj) = energy_delta(j0, e.joules, e.max_joules)
+            {
+                out.push((e.series.clone(), dj / (now - t0).as_secs_f64()));
             }
             energy.insert(e.series.clone(), (e.joules, now));
         }
@@ -261,23 +269,29 @@ mod tests {
     }
 
     #[test]
-    fn energy_counters_become_watts_and_wraps_are_skipped() {
+    fn energy_counters_become_watts_across_rapl_wraps() {
         let mut core = RateCore::new();
-        let e = |j: f64| Counters {
+        let e = |j: f64, max: Option<f64>| Counters {
             energy: vec![EnergyCounter {
                 series: "power.rapl.package-0.watts".into(),
                 joules: j,
+                max_joules: max,
             }],
             ..Counters::default()
         };
-        core.feed(&e(100.0), s(1));
+        let w = "power.rapl.package-0.watts";
+        core.feed(&e(100.0, None), s(1));
+        assert_eq!(get(&core.feed(&e(130.0, None), s(3)), w), Some(15.0));
+        // Backwards with no known range: a reset, no value.
+        assert_eq!(get(&core.feed(&e(2.0, None), s(4)), w), None);
+        // With RAPL's range, a wrap is measured across: 262143 J max.
+        core.feed(&e(262_140.0, Some(262_143.0)), s(5));
         assert_eq!(
-            get(&core.feed(&e(130.0), s(3)), "power.rapl.package-0.watts"),
-            Some(15.0)
+            get(&core.feed(&e(7.0, Some(262_143.0)), s(7)), w),
+            Some(5.0)
         );
-        assert_eq!(
-            get(&core.feed(&e(2.0), s(4)), "power.rapl.package-0.watts"),
-            None
-        );
+        // Backwards from beyond the range is a reset even with one.
+        core.feed(&e(300_000.0, Some(262_143.0)), s(8));
+        assert_eq!(get(&core.feed(&e(1.0, Some(262_143.0)), s(9)), w), None);
     }
 }
