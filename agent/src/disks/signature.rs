@@ -201,15 +201,24 @@ pub fn detect(size: u64, lbs: u32, read: &mut ReadAt<'_>) -> Scan {
     };
     let mut out = Vec::new();
 
+    // A device shorter than its sysfs size (a truncated image, a dying disk) is
+    // unreadable, not blank: blank would make it eligible.
+    let mut full = |off: u64, buf: &mut [u8]| -> Result<(), ReadError> {
+        let n = read(off, buf)?;
+        if n < buf.len() {
+            return Err(ReadError::NoData(format!("short read at byte {off}")));
+        }
+        Ok(())
+    };
     let mut head = vec![0u8; HEAD_LEN.min(size as usize)];
-    if let Err(e) = read(0, &mut head) {
+    if let Err(e) = full(0, &mut head) {
         return Scan::Unreadable(e);
     }
     scan_head(&head, lbs, &mut out);
 
     if size > MID_OFF {
         let mut mid = vec![0u8; MID_LEN.min((size - MID_OFF) as usize)];
-        if let Err(e) = read(MID_OFF, &mut mid) {
+        if let Err(e) = full(MID_OFF, &mut mid) {
             return Scan::Unreadable(e);
         }
         // btrfs: "_BHRfS_M" at 64 KiB + 0x40.
@@ -235,7 +244,7 @@ pub fn detect(size: u64, lbs: u32, read: &mut ReadAt<'_>) -> Scan {
     }
     for off in zfs_offsets {
         let mut b = [0u8; 8];
-        if off + 8 <= size && read(off, &mut b).is_ok() && zfs_magic(&b) {
+        if off + 8 <= size && full(off, &mut b).is_ok() && zfs_magic(&b) {
             out.push(Signature::Zfs);
             break;
         }
@@ -245,7 +254,7 @@ pub fn detect(size: u64, lbs: u32, read: &mut ReadAt<'_>) -> Scan {
         let tail_len = TAIL_LEN.min(size);
         let tail_off = size - tail_len;
         let mut tail = vec![0u8; tail_len as usize];
-        if let Err(e) = read(tail_off, &mut tail) {
+        if let Err(e) = full(tail_off, &mut tail) {
             return Scan::Unreadable(e);
         }
         let rel = |abs: u64| (abs - tail_off) as usize;

@@ -173,9 +173,14 @@ pub(super) fn collect(root: &SysRoot, gaps: &mut Gaps) -> Dmi {
         },
         restricted: Vec::new(),
     };
-    dmi.chassis.kind = r
-        .field("chassis_type", "chassis.kind")
-        .and_then(|s| s.parse().ok());
+    if let Some(t) = r.field("chassis_type", "chassis.kind") {
+        match t.parse() {
+            Ok(k) => dmi.chassis.kind = Some(k),
+            Err(_) => r
+                .gaps
+                .push("dmi chassis.kind", format!("unexpected value {t:?}")),
+        }
+    }
     dmi.restricted = r.restricted;
     dmi
 }
