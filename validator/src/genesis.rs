@@ -452,6 +452,23 @@ mod tests {
     }
 
     #[test]
+    fn loads_from_a_file_and_names_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.json");
+        std::fs::write(&path, json("")).unwrap();
+        assert_eq!(Genesis::load(&path).unwrap().chain_id, "devnet");
+        let e = Genesis::load(&dir.path().join("missing.json")).unwrap_err();
+        assert!(e.to_string().contains("missing.json"), "{e}");
+        // A stored state's parameters are validated again when read back.
+        let bad = RawParams {
+            epoch_secs: 0,
+            ..RawParams::default()
+        };
+        let bytes = postcard::to_allocvec(&bad).unwrap();
+        assert!(postcard::from_bytes::<Params>(&bytes).is_err());
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let e = Genesis::from_json(&json(r#""colour":"blue","#)).unwrap_err();
         assert!(matches!(e, GenesisError::Parse(_)), "{e}");

@@ -176,6 +176,23 @@ fn failed_body_charges_fee_and_nonce_only() {
     assert_eq!(c.state.balance(&addr(&a)), 990);
     assert_eq!(c.state.nonce(&addr(&a)), 1);
     assert!(c.state.account(&addr(&b)).is_none());
+    // Tokens sent to a key nobody can sign for (here the identity point, a weak
+    // key) could never be spent again: refused.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let nowhere = Address(identity);
+    assert_eq!(
+        c.send(
+            1,
+            &a,
+            TxBody::Transfer {
+                to: nowhere,
+                amount: 1
+            }
+        ),
+        TxStatus::Failed(TxError::Account(AccountError::InvalidReceiver(nowhere)))
+    );
+    assert_eq!(c.state.balance(&addr(&a)), 980);
     let st = c.send(
         1,
         &a,

@@ -42,6 +42,10 @@ pub enum AccountError {
         /// What the account has.
         available: Amount,
     },
+    /// The receiver is not a usable ed25519 key: nobody could ever spend what it
+    /// received.
+    #[error("Receiver {0} is not a valid key")]
+    InvalidReceiver(Address),
     /// The receiver's balance would overflow.
     #[error("Receiving balance would overflow")]
     Overflow,
@@ -58,6 +62,9 @@ impl State {
     ) -> Result<(), AccountError> {
         if amount == 0 {
             return Err(AccountError::ZeroAmount);
+        }
+        if nodus_identity::PublicKey::from_bytes(&to.0).is_err() {
+            return Err(AccountError::InvalidReceiver(to));
         }
         let available = self.balance(&from);
         let new_from = available

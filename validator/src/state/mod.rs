@@ -363,6 +363,11 @@ impl State {
             self.bill_contracts(&mut events);
         }
         self.settle_epochs(&mut events);
+        // Offences older than the evidence age limit can no longer be reported, so
+        // their records are no longer needed to refuse a second punishment.
+        let max_age = self.params.max_evidence_age_blocks;
+        self.punished
+            .retain(|(_, h)| header.height.saturating_sub(*h) <= max_age);
         Ok(BlockOutcome {
             height: header.height,
             receipts,

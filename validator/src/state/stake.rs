@@ -184,6 +184,9 @@ impl State {
             .split_off(&(self.height.saturating_add(1), Address([0; 32])));
         let due = std::mem::replace(&mut self.unbonding, later);
         for ((_, address), amount) in due {
+            if amount == 0 {
+                continue; // slashed to nothing
+            }
             if self.deposit(address, amount).is_err() {
                 // Cannot happen while supply is conserved (a balance never exceeds
                 // the supply); keep the amount waiting rather than lose it.
