@@ -142,3 +142,20 @@ async fn host_nics_have_every_address_ip_lists() {
         );
     }
 }
+
+#[test]
+fn inventory_collect_on_the_host_includes_addresses() {
+    // Outside any runtime: the blocking wrapper brings its own.
+    let mut gaps = Gaps::default();
+    let nics = nodus_agent::net::collect(&SysRoot::host(), &mut gaps);
+    let lo = nic(&nics, "lo");
+    assert!(lo.addresses.iter().any(|a| a == "127.0.0.1/8"), "{lo:?}");
+}
+
+#[tokio::test]
+async fn blocking_collect_works_inside_a_runtime() {
+    let mut gaps = Gaps::default();
+    let host = nodus_agent::net::collect_host_blocking(&mut gaps);
+    assert!(host.nics.iter().any(|n| n.name == "lo"));
+    assert!(!gaps.0.iter().any(|g| g.what == "netlink"), "{gaps:?}");
+}

@@ -105,9 +105,48 @@ impl Nic {
     }
 }
 
-/// Reads NICs from sysfs under `root`.
+/// Reads NICs under `root`: sysfs only for a captured machine; on the live host
+/// the addresses from netlink are merged in as well ([`collect_host_blocking`]).
 pub fn collect(root: &SysRoot, gaps: &mut Gaps) -> Vec<Nic> {
+    if root.is_host() {
+        return collect_host_blocking(gaps).nics;
+    }
     sysfs::collect(root, gaps)
+}
+
+/// [`collect_host`] for synchronous callers (the inventory command). The netlink
+/// dump runs on a private single-threaded runtime in its own thread, so this works
+/// both outside and inside an async context (where blocking the caller's runtime
+/// thread on a nested runtime would panic).
+pub fn collect_host_blocking(gaps: &mut Gaps) -> HostNetwork {
+    let worker = std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut gaps = Gaps::default();
+        let host = rt.block_on(collect_host(&mut gaps));
+        Ok::<_, std::io::Error>((host, gaps))
+    });
+    match worker.join() {
+        Ok(Ok((host, g))) => {
+            gaps.0.extend(g.0);
+            host
+        }
+        Ok(Err(e)) => {
+            gaps.push("netlink", format!("Cannot start a runtime: {e}"));
+            HostNetwork {
+                nics: sysfs::collect(&SysRoot::host(), gaps),
+                default_routes: Vec::new(),
+            }
+        }
+        Err(_) => {
+            gaps.push("netlink", "The netlink worker panicked");
+            HostNetwork {
+                nics: sysfs::collect(&SysRoot::host(), gaps),
+                default_routes: Vec::new(),
+            }
+        }
+    }
 }
 
 /// The live host's network as the inventory reports it.
