@@ -14,6 +14,27 @@
 //! It deliberately is not node-management code, does no I/O in its core, and does
 //! not implement its own consensus algorithm.
 //!
+//! # Plugging consensus in
+//!
+//! The consensus glue (malachite) treats a block as the value
+//! `(BlockHeader, Vec<SignedTx>, state_root)`:
+//!
+//! - **Propose**: take transactions the mempool accepted with
+//!   [`State::check_txs`] (batched ZIP-215 signature checks), run
+//!   [`State::preview`] on them to get the root, and propose the triple.
+//! - **Vote**: re-run [`State::preview`] on the proposed header and transactions
+//!   and vote for the value only if it succeeds and the root matches. The header's
+//!   time must be bounded by the glue (not before the previous block's, not far
+//!   ahead of the local clock); the state machine only refuses time going back.
+//! - **Decide**: keep the previewed state (or [`State::apply_block`] again), and
+//!   store the block, its commit certificate and the state in one write.
+//! - **Validators**: [`State::validator_set`] after height `h` is the set for
+//!   `h + 1`; [`BlockOutcome::next_validators`] is the same.
+//! - **Votes and evidence**: validators sign
+//!   [`state::evidence::Vote::signing_bytes`]; two conflicting signed votes the
+//!   engine observes become a [`state::evidence::Evidence`], submitted in a
+//!   [`TxBody::ReportEvidence`] transaction.
+//!
 //! ```
 //! use nodus_identity::{AccountId, SecretKey};
 //! use nodus_validator::{BlockHeader, Genesis, State, state::Address};

@@ -1032,6 +1032,17 @@ fn same_inputs_same_root_different_inputs_different_root() {
         c.block(2, &[]).state_root,
         Chain::new(&g, &v).block(1, &[]).state_root
     );
+    // Preview computes the same outcome without touching the state.
+    let header = nodus_validator::BlockHeader {
+        height: c.state.height() + 1,
+        time: c.state.time() + 3,
+        proposer: c.proposer,
+    };
+    let before = c.state.root();
+    let (next, preview) = c.state.preview(&header, &[]).unwrap();
+    assert_eq!(c.state.root(), before);
+    assert_eq!(preview.state_root, next.root());
+    assert_eq!(c.state.apply_block(&header, &[]).unwrap(), preview);
     // A copy made by a binary round trip (as storage will keep it) has the same root.
     let bytes = postcard::to_allocvec(&c.state).unwrap();
     let back: nodus_validator::State = postcard::from_bytes(&bytes).unwrap();

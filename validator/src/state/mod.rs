@@ -377,6 +377,18 @@ impl State {
         })
     }
 
+    /// Applies a block to a copy, leaving `self` as it is: what a validator runs to
+    /// check a proposal before voting for it, and a proposer to learn the root.
+    pub fn preview(
+        &self,
+        header: &BlockHeader,
+        txs: &[SignedTx],
+    ) -> Result<(State, BlockOutcome), BlockError> {
+        let mut next = self.clone();
+        let outcome = next.apply_block(header, txs)?;
+        Ok((next, outcome))
+    }
+
     /// The state root: see the [module docs](self#state-root).
     pub fn root(&self) -> Hash {
         let mut hasher = sha2::Sha256::new();
