@@ -38,6 +38,20 @@ pub fn verify(key: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> Result<(), Si
         .map_err(|_| SignatureError::Invalid)
 }
 
+/// True if `key` is the one canonical encoding of a point that is not of small
+/// order: the form every honest key has.
+///
+/// ZIP-215 deliberately accepts non-canonical point encodings when verifying, so
+/// the few points that have a second encoding could otherwise appear on chain
+/// under two addresses; the chain only lets keys in (as senders, receivers and
+/// nodes) in their canonical form.
+pub fn is_canonical_key(key: &[u8; 32]) -> bool {
+    match ed25519_dalek::VerifyingKey::from_bytes(key) {
+        Ok(k) => !k.is_weak() && k.to_edwards().compress().to_bytes() == *key,
+        Err(_) => false,
+    }
+}
+
 /// The exact bytes a signed statement's signature covers.
 pub fn statement_bytes<T: Serialize>(signed: &Signed<T>) -> Result<Vec<u8>, SignatureError> {
     signed
@@ -233,6 +247,20 @@ mod tests {
             .map(|(i, _)| i.clone())
             .collect();
         assert_eq!(batched(&valid), vec![Ok(()); valid.len()]);
+    }
+
+    #[test]
+    fn canonical_keys() {
+        assert!(is_canonical_key(
+            SecretKey::from_seed(&[3; 32]).public().as_bytes()
+        ));
+        // The identity point: small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(!is_canonical_key(&identity));
+        // y = 2^255 − 1 ≡ 18 (mod p) with the sign bit: decodes, but not canonically.
+        assert!(!is_canonical_key(&[0xff; 32]));
+        assert!(nodus_identity::PublicKey::from_bytes(&[0xff; 32]).is_ok());
     }
 
     #[test]

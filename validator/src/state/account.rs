@@ -42,8 +42,8 @@ pub enum AccountError {
         /// What the account has.
         available: Amount,
     },
-    /// The receiver is not a usable ed25519 key: nobody could ever spend what it
-    /// received.
+    /// The receiver is not a canonical, usable ed25519 key: nobody could ever
+    /// spend what it received, or it aliases another address.
     #[error("Receiver {0} is not a valid key")]
     InvalidReceiver(Address),
     /// The receiver's balance would overflow.
@@ -63,7 +63,7 @@ impl State {
         if amount == 0 {
             return Err(AccountError::ZeroAmount);
         }
-        if nodus_identity::PublicKey::from_bytes(&to.0).is_err() {
+        if !crate::signature::is_canonical_key(&to.0) {
             return Err(AccountError::InvalidReceiver(to));
         }
         let available = self.balance(&from);

@@ -203,6 +203,9 @@ pub enum FarmError {
     /// A statement's signature does not verify.
     #[error("Statement signature: {0}")]
     Signature(#[from] SignatureError),
+    /// The node key is not canonically encoded or is weak.
+    #[error("Node key is not a canonical, usable key")]
+    UnusableNodeKey,
     /// The registration and approval name different farms or nodes.
     #[error("Registration and approval do not match")]
     Mismatch,
@@ -279,6 +282,9 @@ impl State {
         )?;
         check_statement(approval, purpose::FARM_APPROVAL, &self.chain_id, now)?;
         let node = Address::from(registration.statement.signer);
+        if !signature::is_canonical_key(&node.0) {
+            return Err(FarmError::UnusableNodeKey);
+        }
         let reg = &registration.statement.payload;
         let ok = &approval.statement.payload;
         if reg.farm != ok.farm || ok.node != node {

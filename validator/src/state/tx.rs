@@ -141,6 +141,9 @@ pub enum TxError {
     /// The signature does not verify. Rejected.
     #[error("Transaction signature: {0}")]
     Signature(#[from] SignatureError),
+    /// The sender's key is not canonically encoded or is weak. Rejected.
+    #[error("Sender key is not a canonical, usable key")]
+    UnusableSigner,
     /// Not the sender's next nonce (a replay, or out of order). Rejected.
     #[error("Nonce {found}, expected {expected}")]
     BadNonce {
@@ -223,6 +226,9 @@ impl State {
             return Err(TxError::Expired(exp));
         }
         let sender = Address::from(st.signer);
+        if !signature::is_canonical_key(&sender.0) {
+            return Err(TxError::UnusableSigner);
+        }
         let expected = self.nonce(&sender);
         if st.payload.nonce != expected {
             return Err(TxError::BadNonce {
