@@ -659,7 +659,16 @@ fn tenant_cancel_settles_pro_rata_and_capacity_limits_hold() {
         resources: cap(8, 0, 0, 0),
         price_per_hour: 3_600,
     };
-    assert_eq!(c.send(1, &tenant, create), TxStatus::Applied);
+    let out = c.block(1, &[c.tx(&tenant, create)]);
+    assert_eq!(out.receipts, vec![TxStatus::Applied]);
+    assert_eq!(
+        out.events,
+        vec![Event::ContractCreated {
+            contract: 1,
+            tenant: addr(&tenant),
+            node: n
+        }]
+    );
     let create = TxBody::CreateContract {
         node: n,
         resources: cap(1, 0, 0, 0),
@@ -698,7 +707,20 @@ fn farming_rewards_exact_with_a_late_report() {
         c.tx(&f1, TxBody::RegisterFarm { name: "one".into() }),
         c.tx(&f2, TxBody::RegisterFarm { name: "two".into() }),
     ];
-    c.block(1, &b1);
+    let out = c.block(1, &b1);
+    assert_eq!(
+        out.events,
+        vec![
+            Event::FarmRegistered {
+                farm: 1,
+                owner: addr(&f1)
+            },
+            Event::FarmRegistered {
+                farm: 2,
+                owner: addr(&f2)
+            },
+        ]
+    );
     // Weights (defaults: cru 512, mru 128 per GiB): A = 4×512 + 8×128 = 3072,
     // B = 2×512 = 1024; W = 4096. Both registered at T0+1, in epoch 0 = [T0, T0+1000).
     let b2 = [
@@ -706,8 +728,17 @@ fn farming_rewards_exact_with_a_late_report() {
         c.tx(&f2, register_node(&f2, 2, &nb, cap(2, 0, 0, 0))),
     ];
     assert_eq!(
-        c.block(0, &b2).receipts,
-        vec![TxStatus::Applied, TxStatus::Applied]
+        c.block(0, &b2).events,
+        vec![
+            Event::NodeRegistered {
+                node: addr(&na),
+                farm: 1
+            },
+            Event::NodeRegistered {
+                node: addr(&nb),
+                farm: 2
+            },
+        ]
     );
     // B booted at T0+151 and reports at T0+251: credits [T0+151, T0+251) = 100 s.
     assert_eq!(

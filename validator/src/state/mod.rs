@@ -171,6 +171,29 @@ impl Supply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Event {
+    /// A farm was created.
+    FarmRegistered {
+        /// Its id.
+        farm: FarmId,
+        /// Its owner.
+        owner: Address,
+    },
+    /// A node joined a farm.
+    NodeRegistered {
+        /// The node key.
+        node: Address,
+        /// Its farm.
+        farm: FarmId,
+    },
+    /// A capacity contract was opened.
+    ContractCreated {
+        /// Its id.
+        contract: ContractId,
+        /// The tenant.
+        tenant: Address,
+        /// The node.
+        node: Address,
+    },
     /// Unbonded stake became spendable.
     UnbondingReleased {
         /// The owner.

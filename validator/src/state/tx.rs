@@ -321,13 +321,19 @@ impl State {
             TxBody::Unbond { amount } => self.unbond(sender, *amount)?,
             TxBody::Unjail => self.unjail(sender)?,
             TxBody::RegisterFarm { name } => {
-                self.register_farm(sender, name)?;
+                let farm = self.register_farm(sender, name)?;
+                events.push(Event::FarmRegistered {
+                    farm,
+                    owner: sender,
+                });
             }
             TxBody::RegisterNode {
                 registration,
                 approval,
             } => {
-                self.register_node(registration, approval)?;
+                let node = self.register_node(registration, approval)?;
+                let farm = registration.statement.payload.farm;
+                events.push(Event::NodeRegistered { node, farm });
             }
             TxBody::UpdateCapacity { registration } => self.update_capacity(registration)?,
             TxBody::SetPowerTarget { node, target } => {
@@ -341,7 +347,12 @@ impl State {
                 resources,
                 price_per_hour,
             } => {
-                self.create_contract(sender, *node, *resources, *price_per_hour)?;
+                let contract = self.create_contract(sender, *node, *resources, *price_per_hour)?;
+                events.push(Event::ContractCreated {
+                    contract,
+                    tenant: sender,
+                    node: *node,
+                });
             }
             TxBody::CancelContract { contract } => {
                 self.cancel_contract_by_tenant(sender, *contract, events)?
