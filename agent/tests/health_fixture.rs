@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-use std::path::Path;
+mod common;
 
 use nodus_agent::{
     hal::SysRoot,
@@ -13,8 +13,7 @@ use nodus_agent::{
 
 fn fixture() -> (tempfile::TempDir, SysRoot) {
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/sysfs/node-exporter-sys.tar.gz");
+    let src = common::fixtures_dir().join("node-exporter-sys.tar.gz");
     let ok = std::process::Command::new("tar")
         .arg("xzf")
         .arg(&src)

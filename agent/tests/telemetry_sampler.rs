@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
+mod common;
+
 use std::{fs, path::Path, time::Duration};
 
 use nodus_agent::{
@@ -245,9 +247,7 @@ fn ticks_fill_the_history_for_a_late_console() {
 }
 
 fn unpack(tarball: &str, into: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/sysfs")
-        .join(tarball);
+    let src = common::fixtures_dir().join(tarball);
     let ok = std::process::Command::new("tar")
         .arg("xzf")
         .arg(&src)

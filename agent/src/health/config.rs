@@ -35,7 +35,7 @@ pub const DEFAULT_TREND_WINDOW_S: u64 = 86_400;
 /// The SMART counters whose growth means a disk is wearing out (Backblaze's drive
 /// stats single out reallocated, pending and uncorrectable sectors as the counts
 /// that predict failure; NVMe reports the same as media errors).
-const DEFAULT_TRENDS: [(&str, &str); 4] = [
+const DEFAULT_TRENDS: [(&str, &str); 5] = [
     (
         "disk.*.smart_reallocated_sectors",
         "SMART: reallocated sectors rising",
@@ -48,6 +48,7 @@ const DEFAULT_TRENDS: [(&str, &str); 4] = [
         "disk.*.smart_offline_uncorrectable",
         "SMART: uncorrectable sectors rising",
     ),
+    ("disk.*.smart_grown_defects", "SMART: grown defects rising"),
     ("disk.*.smart_media_errors", "SMART: media errors rising"),
 ];
 
@@ -119,7 +120,8 @@ pub struct HealthConfigRaw {
     #[serde(default)]
     pub levels: Vec<LevelOverrideRaw>,
     /// Trend rules; when absent, the SMART defaults (reallocated, pending and
-    /// uncorrectable sectors, NVMe media errors). An empty list turns them off.
+    /// uncorrectable sectors, SCSI grown defects, NVMe media errors). An empty
+    /// list turns them off.
     #[serde(default)]
     pub trends: Option<Vec<TrendRuleRaw>>,
     /// Warn when the node offers no SSD/NVMe capacity (default true): workloads
@@ -397,7 +399,7 @@ mod tests {
     fn empty_gives_defaults_with_smart_trends() {
         let c = parse("{}").unwrap();
         assert_eq!(c, HealthConfig::default());
-        assert_eq!(c.trends.len(), 4);
+        assert_eq!(c.trends.len(), 5);
         assert!(c.require_ssd);
         assert!(parse(r#"{"trends": []}"#).unwrap().trends.is_empty());
     }

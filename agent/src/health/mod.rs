@@ -123,6 +123,13 @@ impl Assessor {
                 .iter()
                 .filter_map(|s| sensor::judge(s, &self.config.sensors)),
         );
+        // SMART, NVMe warnings and disk temperature are judged by the disk itself.
+        raw.extend(inv.disks.iter().flat_map(crate::inventory::Disk::findings));
+        raw.extend(storage_findings(
+            inv.capacity.sru_bytes,
+            inv.disks.len(),
+            &self.config,
+        ));
         for nic in &inv.nics {
             raw.extend(self.nic(nic));
         }
@@ -259,7 +266,11 @@ mod tests {
             nics,
             sensors,
             power: Vec::new(),
-            capacity: Capacity::default(),
+            // An SSD's worth, so only the tests about storage see "no ssd".
+            capacity: Capacity {
+                sru_bytes: 1 << 40,
+                ..Capacity::default()
+            },
             health: Health::default(),
             gaps: Gaps::default(),
         }
@@ -405,6 +416,15 @@ mod tests {
             "SMART: reallocated sectors rising (+3 in 1 d, now 11)"
         );
         assert_eq!(h.status, Level::Warning);
+    }
+
+    #[test]
+    fn an_inventory_without_ssd_capacity_warns() {
+        let mut inv = inventory(vec![], vec![]);
+        inv.capacity.sru_bytes = 0;
+        let h = assess(&inv);
+        assert_eq!(h.level_of("storage"), Level::Warning);
+        assert_eq!(h.findings[0].reason, "no ssd: no disks found");
     }
 
     #[test]

@@ -46,13 +46,14 @@
 //! | `nic.<name>.rx_bps`, `.tx_bps` | bytes/s | `/sys/class/net/<name>/statistics/{rx,tx}_bytes` deltas |
 //! | `sensor.<chip_id>.<sensor>` | SI unit of the sensor's kind (see [`unit`]) | [`crate::sensors::collect`]; energy sensors excluded (they are power meters) |
 //! | `power.<source>.<name>.watts` | W | [`crate::power::collect`]: `watts`, or the rate of `energy_joules` |
-//! | `disk.<name>.smart_<attribute>` | count | pushed by the SMART poller with [`History::record`], for trend health checks |
+//! | `disk.<name>.smart_<counter>` | count | [`smart::batch`] from the inventory's SMART poll: `reallocated_sectors`, `pending_sectors`, `offline_uncorrectable`, `grown_defects`, `media_errors`; health's trend rules watch them |
 
 pub mod config;
 pub mod counters;
 pub mod history;
 pub mod rates;
 pub mod sampler;
+pub mod smart;
 
 use std::time::Duration;
 
