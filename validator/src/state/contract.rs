@@ -135,7 +135,7 @@ impl Contract {
         let elapsed = u128::from(now.saturating_sub(self.billed_until));
         match mul_div_rem(self.price_per_hour, elapsed, SECS_PER_HOUR) {
             Some((q, r)) => {
-                let r = r + self.carry; // both below 3600
+                let r = r.saturating_add(self.carry); // both below 3600
                 (q.saturating_add(r / SECS_PER_HOUR), r % SECS_PER_HOUR)
             }
             None => (Amount::MAX, 0),
@@ -254,7 +254,7 @@ impl State {
             contract: id,
             reason,
             paid,
-            unpaid: due - paid,
+            unpaid: due.saturating_sub(paid),
         });
     }
 
