@@ -158,4 +158,9 @@ fn hwmon_matches_node_exporter_value_by_value() {
     assert_eq!(chip_of("platform/nct6775.656"), "nct6779");
     assert_eq!(chip_of("hwmon4"), "hwmon4");
     assert!(gaps.0.is_empty(), "{gaps:?}");
+
+    // And the inventory (`nodus agent inventory --json --root`) carries exactly
+    // these sensors.
+    let inv = serde_json::to_value(nodus_agent::inventory::collect(&root)).unwrap();
+    assert_eq!(inv["sensors"], json);
 }

@@ -80,23 +80,29 @@ pub fn collect(root: &SysRoot, gaps: &mut Gaps) -> Vec<Meter> {
         let mut m = Meter::new(PowerSource::Rapl, name);
         m.device = Some(rel.clone());
         let energy = format!("{rel}/energy_uj");
-        m.energy_joules = match root.read_parse::<u64>(&energy) {
-            Ok(uj) => Some(uj as f64 / 1e6),
-            Err(e @ ReadError::PermissionDenied(_)) => {
-                gaps.push(
-                    energy,
-                    format!("{e} (root only since Linux 5.10, CVE-2020-8694)"),
-                );
-                None
-            }
-            Err(e) => note(gaps, &energy, Err(e)),
-        };
+        m.energy_joules = energy_joules(root.read_parse::<u64>(&energy), &energy, gaps);
         let max = format!("{rel}/max_energy_range_uj");
         m.energy_max_joules =
             note(gaps, &max, root.read_parse::<u64>(&max)).map(|uj| uj as f64 / 1e6);
         meters.push(m);
     }
     meters
+}
+
+/// The counter in J, or the reason it is missing in `gaps`; a refused read says
+/// the file is root-only, which is why it is refused.
+fn energy_joules(r: Result<u64, ReadError>, path: &str, gaps: &mut Gaps) -> Option<f64> {
+    match r {
+        Ok(uj) => Some(uj as f64 / 1e6),
+        Err(e @ ReadError::PermissionDenied(_)) => {
+            gaps.push(
+                path,
+                format!("{e} (root only since Linux 5.10, CVE-2020-8694)"),
+            );
+            None
+        }
+        Err(e) => note(gaps, path, Err(e)),
+    }
 }
 
 fn note<T>(gaps: &mut Gaps, what: &str, r: Result<T, ReadError>) -> Option<T> {
@@ -150,5 +156,16 @@ mod tests {
         if m[0].energy_joules.is_none() {
             assert!(gaps.0[0].reason.contains("root only"), "{gaps:?}");
         }
+        // The classification itself, whoever runs the test.
+        let mut gaps = Gaps::default();
+        let denied =
+            ReadError::PermissionDenied("sys/class/powercap/intel-rapl:0/energy_uj".into());
+        assert_eq!(energy_joules(Err(denied), "energy_uj", &mut gaps), None);
+        assert_eq!(gaps.0[0].what, "energy_uj");
+        assert!(gaps.0[0].reason.contains("root only"), "{gaps:?}");
+        assert_eq!(
+            energy_joules(Ok(2_500_000), "energy_uj", &mut gaps),
+            Some(2.5)
+        );
     }
 }

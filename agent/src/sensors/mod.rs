@@ -4,7 +4,7 @@
 //! Two sources feed the same [`Sensor`] type:
 //!
 //! - [`hwmon`]: every chip under `sys/class/hwmon`, read through a
-//!   [`SysRoot`](crate::hal::SysRoot) so captured machines work like the host
+//!   [`SysRoot`] so captured machines work like the host
 //!   ([`collect`]).
 //! - [`i2c`]: chips the kernel has no driver bound for, listed in the board
 //!   configuration and read through embedded-hal 1.0 drivers over Linux i2c-dev,
