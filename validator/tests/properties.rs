@@ -393,6 +393,18 @@ fn mempool_batch_check_agrees_with_single_checks() {
     for (r, s) in out.receipts.iter().zip(&single) {
         assert_eq!(matches!(r, TxStatus::Rejected(_)), s.is_err());
     }
+    // The block path with all signatures checked in one batch: identical outcome.
+    let mut batched_state = state.clone();
+    let header = nodus_validator::BlockHeader {
+        height: state.height() + 1,
+        time: state.time() + 1,
+        proposer: w.chain.proposer,
+    };
+    let out2 = batched_state
+        .apply_block_batched(&header, &txs, rand::rngs::StdRng::seed_from_u64(9))
+        .unwrap();
+    assert_eq!(out2, out);
+    assert_eq!(batched_state, c.state);
 }
 
 /// Runs a plan on a fresh world and returns the root after every block.

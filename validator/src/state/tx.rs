@@ -290,13 +290,20 @@ impl State {
         results
     }
 
+    /// Applies one transaction. `signature` is its verdict from a batch check, if
+    /// one was made; otherwise the signature is verified here.
     pub(crate) fn apply_tx(
         &mut self,
         header: &BlockHeader,
         tx: &SignedTx,
+        signature: Option<Result<(), SignatureError>>,
         events: &mut Vec<Event>,
     ) -> TxStatus {
-        let sender = match self.check_tx(tx) {
+        let checked = self.check_tx_unsigned(tx).and_then(|sender| {
+            signature.unwrap_or_else(|| signature::verify_statement(tx))?;
+            Ok(sender)
+        });
+        let sender = match checked {
             Ok(sender) => sender,
             Err(e) => return TxStatus::Rejected(e),
         };
