@@ -23,7 +23,9 @@
 //!   [`State::check_txs`] (batched ZIP-215 signature checks), run
 //!   [`State::preview`] on them to get the root, and propose the triple.
 //! - **Vote**: re-run [`State::preview`] on the proposed header and transactions
-//!   and vote for the value only if it succeeds and the root matches. The header's
+//!   and vote for the value only if it succeeds and the root matches
+//!   ([`State::apply_block_batched`] gives the same result with one batched
+//!   signature check per block). The header's
 //!   time must be bounded by the glue (not before the previous block's, not far
 //!   ahead of the local clock); the state machine only refuses time going back.
 //! - **Decide**: keep the previewed state (or [`State::apply_block`] again), and
