@@ -461,6 +461,45 @@ mod tests {
         assert!(gaps.0.is_empty(), "{gaps:?}");
     }
 
+    /// Half-present and hostile trees: binary junk, NaN, a directory where a
+    /// file should be, a dangling device link, a symlink loop. The collector
+    /// still completes, reports what it could not read, and panics on nothing.
+    #[test]
+    fn garbage_tree_completes_with_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let h = "sys/class/hwmon/hwmon0";
+        write(d, &format!("{h}/name"), "junk\n");
+        std::fs::write(d.join(h).join("temp1_input"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+        write(d, &format!("{h}/temp2_input"), "NaN\n");
+        write(
+            d,
+            &format!("{h}/temp3_input"),
+            "2000000000000000000000\n",
+        );
+        std::fs::create_dir_all(d.join(h).join("temp4_input")).unwrap();
+        link(d, &format!("{h}/device"), "../../../nowhere");
+        link(d, "sys/class/hwmon/hwmon1", "hwmon1");
+        let root = SysRoot::at(d).unwrap();
+        let mut gaps = Gaps::default();
+        let s = collect(&root, &mut gaps);
+        let values: Vec<(&str, Option<f64>)> =
+            s.iter().map(|x| (x.sensor.as_str(), x.value)).collect();
+        assert_eq!(
+            values,
+            [
+                ("temp1", None),
+                ("temp2", None),
+                ("temp3", Some(2e18)),
+                ("temp4", None)
+            ]
+        );
+        assert!(s.iter().all(|x| x.chip_id == "junk"), "{s:?}");
+        let what: Vec<&str> = gaps.0.iter().map(|g| g.what.as_str()).collect();
+        assert!(what.iter().any(|w| w.ends_with("temp1_input")), "{gaps:?}");
+        assert!(what.iter().any(|w| w.ends_with("temp4_input")), "{gaps:?}");
+    }
+
     #[test]
     fn no_hwmon_class_is_not_a_gap() {
         let dir = tempfile::tempdir().unwrap();
