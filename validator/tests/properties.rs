@@ -466,3 +466,36 @@ proptest! {
         prop_assert!(w.chain.state.supply_is_conserved());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A transaction whose body fails leaves exactly the state a zero transfer
+    /// (which always fails, changing nothing) with the same nonce and fee leaves:
+    /// the fee is paid and the nonce advances, nothing else.
+    #[test]
+    fn failed_transactions_only_cost_the_fee(plan in blocks(), last in op()) {
+        let mut w = world();
+        for (dt, ops) in plan.iter().take(6) {
+            let mut nonces: Vec<u64> = w.keys.iter().map(|k| w.chain.state.nonce(&addr(k))).collect();
+            let txs: Vec<SignedTx> = ops.iter().map(|op| w.build(op, &mut nonces).0).collect();
+            w.chain.block(*dt, &txs);
+        }
+        let mut nonces: Vec<u64> = w.keys.iter().map(|k| w.chain.state.nonce(&addr(k))).collect();
+        let (t, _, _) = w.build(&last, &mut nonces);
+        let mut twin = Chain { state: w.chain.state.clone(), proposer: w.chain.proposer };
+        let out = w.chain.block(1, std::slice::from_ref(&t));
+        if let TxStatus::Failed(_) = &out.receipts[0] {
+            let sender = w.keys.iter().find(|k| k.public() == t.statement.signer).unwrap();
+            let noop = tx(
+                sender,
+                t.statement.payload.nonce,
+                t.statement.payload.fee,
+                TxBody::Transfer { to: addr(&w.keys[0]), amount: 0 },
+            );
+            let out2 = twin.block(1, &[noop]);
+            prop_assert!(matches!(out2.receipts[0], TxStatus::Failed(_)));
+            prop_assert_eq!(out.state_root, out2.state_root);
+        }
+    }
+}
