@@ -1,6 +1,6 @@
 //! The connection wrapper both sides use once a peer is authenticated.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr};
 
 use bytes::Bytes;
 use nodus_identity::PublicKey;
@@ -163,6 +163,65 @@ impl Connection {
                 );
                 Err(StreamError::Ended)
             }
+        }
+    }
+
+    /// Serves requests until the connection ends: each request stream gets its own
+    /// task, which reads the request, awaits `handler` and sends its response, so a
+    /// slow request never delays the others.
+    ///
+    /// Returns `Ok(())` after an orderly close, or the error that ended the
+    /// connection. A malformed request closes the connection with the documented
+    /// code (see [`RecvFrames`]).
+    pub async fn serve_requests<Req, Resp, F, Fut>(&self, handler: F) -> Result<(), StreamError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Resp> + Send + 'static,
+    {
+        let handler = std::sync::Arc::new(handler);
+        loop {
+            let (send, mut recv) = match self.accept_bi().await {
+                Ok(pair) => pair,
+                Err(StreamError::Connection(e)) if is_orderly(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let handler = handler.clone();
+            let conn = self.clone();
+            tokio::spawn(async move {
+                let req = match recv.recv::<Req>().await {
+                    Ok(Some(req)) => req,
+                    Ok(None) => {
+                        conn.close(
+                            ErrorCode::ProtocolViolation,
+                            "request stream without request",
+                        );
+                        return;
+                    }
+                    // The connection is already closed with the right code.
+                    Err(_) => return,
+                };
+                let resp = handler(req).await;
+                // Encode first, so `Resp` need not be `Sync` across the write.
+                let encoded = frame::encode_frame(&resp, send.max_frame_len);
+                drop(resp);
+                let mut send = send;
+                let sent = match encoded {
+                    Ok(frame) => match send.send_encoded(frame).await {
+                        Ok(()) => send.finish(),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => {
+                        // Our own response is too large: tell the client, keep serving.
+                        (Responder { send }).reject(ErrorCode::Internal);
+                        Err(e.into())
+                    }
+                };
+                if let Err(error) = sent {
+                    tracing::debug!(%error, "response not delivered");
+                }
+            });
         }
     }
 

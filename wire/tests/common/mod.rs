@@ -70,19 +70,22 @@ impl Authorizer for Table {
 
 /// Serves the test protocol on one connection until it ends.
 pub async fn serve(conn: Connection) {
-    while let Ok(Some((req, reply))) = conn.accept_request::<Req>().await {
-        let resp = match req {
-            Req::Add(a, b) => Resp::Sum(a.wrapping_add(b)),
-            Req::WhoAmI => Resp::You {
-                id: AccountId::from(*conn.peer()).to_string(),
-                alpn: conn.alpn().to_string(),
-                role: conn.role(),
-            },
-        };
-        tokio::spawn(async move {
-            let _ = reply.respond(&resp).await;
-        });
-    }
+    let id = AccountId::from(*conn.peer()).to_string();
+    let alpn = conn.alpn().to_string();
+    let role = conn.role();
+    let _ = conn
+        .serve_requests(move |req: Req| {
+            let resp = match req {
+                Req::Add(a, b) => Resp::Sum(a.wrapping_add(b)),
+                Req::WhoAmI => Resp::You {
+                    id: id.clone(),
+                    alpn: alpn.clone(),
+                    role,
+                },
+            };
+            async move { resp }
+        })
+        .await;
 }
 
 /// A server on loopback with `node` as its key serving `alpns` with [`serve`],
