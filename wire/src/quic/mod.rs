@@ -33,7 +33,7 @@ use std::{sync::Arc, time::Duration};
 pub use backoff::{Backoff, connect_with_backoff};
 pub use client::{Client, ConnectError};
 pub use connection::{Connection, RecvFrames, Responder, SendFrames, StreamError};
-pub use server::{Server, ServerBuilder, ServerError};
+pub use server::{SERVER_RECV_BUFFER, Server, ServerBuilder, ServerError};
 
 /// How often an idle connection sends a keep-alive (a QUIC PING).
 ///
