@@ -10,6 +10,13 @@
 //! canonical `s`, any decodable point encoding) under which batch and single
 //! verification give the same answer. The `ed25519-consensus` crate implements it.
 //!
+//! `ed25519-consensus` builds on `curve25519-dalek-ng`, a fork with a known timing
+//! variability in scalar subtraction (the one RUSTSEC-2024-0344 reports for
+//! `curve25519-dalek`). Timing only matters for secret data; this module only
+//! verifies public signatures, and all signing goes through `nodus-identity`
+//! (ed25519-dalek). Should the fork be flagged unmaintained, `ed25519-zebra`
+//! implements the same ZIP-215 rules and is a drop-in replacement here.
+//!
 //! [`verify_statement`] checks one signed statement; [`Batch`] checks many at once
 //! (the mempool's path) and still reports which ones failed.
 
