@@ -21,6 +21,9 @@ pub enum KeyError {
     /// The bytes are not a valid compressed Edwards point.
     #[error("Bytes are not a valid ed25519 public key")]
     InvalidPublicKey,
+    /// The bytes encode a valid point, but not in its one canonical form.
+    #[error("Public key bytes are not the canonical encoding of the point")]
+    NonCanonical,
     /// The public key is a small-order point; no honest key is.
     #[error("Public key is a weak (small-order) point")]
     WeakPublicKey,
@@ -93,10 +96,16 @@ impl fmt::Debug for SecretKey {
 pub struct PublicKey(ed25519_dalek::VerifyingKey);
 
 impl PublicKey {
-    /// Parses a raw 32-byte key, rejecting invalid and small-order points.
+    /// Parses a raw 32-byte key, rejecting invalid, non-canonical and small-order
+    /// points. Non-canonical encodings (a y coordinate ≥ p, or a sign bit on x = 0)
+    /// decode to the same point as the canonical one, so accepting them would give
+    /// one key two ids.
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<Self, KeyError> {
         let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
             .map_err(|_| KeyError::InvalidPublicKey)?;
+        if key.to_edwards().compress().as_bytes() != bytes {
+            return Err(KeyError::NonCanonical);
+        }
         if key.is_weak() {
             return Err(KeyError::WeakPublicKey);
         }
@@ -300,6 +309,19 @@ mod tests {
             PublicKey::from_bytes(&identity),
             Err(KeyError::WeakPublicKey)
         );
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        // y = p (2^255 - 19) encodes the same point as y = 0, non-canonically.
+        let mut y_is_p = [0xffu8; 32];
+        y_is_p[0] = 0xed;
+        y_is_p[31] = 0x7f;
+        assert!(PublicKey::from_bytes(&y_is_p).is_err());
+        // 0xff… has y ≥ p with the sign bit set: never a valid id.
+        assert!(PublicKey::from_bytes(&[0xff; 32]).is_err());
+        let honest = SecretKey::from_seed(&[5; 32]).public();
+        assert_eq!(PublicKey::from_bytes(honest.as_bytes()), Ok(honest));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub mod purpose {
     pub const DISK_APPROVAL: &str = "nodus/disk-approval";
     /// A chain transaction.
     pub const TRANSACTION: &str = "nodus/transaction";
+    /// A validator's consensus vote.
+    pub const VOTE: &str = "nodus/vote";
 }
 
 /// Why a statement did not verify.
