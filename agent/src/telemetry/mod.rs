@@ -11,7 +11,8 @@
 //!   [`SysRoot`](crate::hal::SysRoot) into plain [`Counters`];
 //! - [`RateCore`] (sans-IO) turns successive counters into rates;
 //! - [`Sampler`] schedules reads on a caller-driven clock and yields [`Batch`]es;
-//! - [`History`] keeps them: 1 h at full resolution, 24 h of min/max/mean buckets.
+//! - [`History`] keeps them: 1 h at full resolution, 24 h of min/max/mean buckets;
+//! - [`task::spawn`] is the thin tokio layer that drives it all in the daemon.
 //!
 //! ```
 //! use std::time::Duration;
@@ -54,6 +55,7 @@ pub mod history;
 pub mod rates;
 pub mod sampler;
 pub mod smart;
+pub mod task;
 
 use std::time::Duration;
 
