@@ -1,0 +1,3 @@
+//! Netboot benchmarks (filled in below).
+
+fn main() {}
