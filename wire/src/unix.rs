@@ -39,7 +39,7 @@ use crate::{
 #[non_exhaustive]
 pub enum UnixError {
     /// Binding, accepting or connecting failed.
-    #[error("Unix socket {path}: {source}")]
+    #[error("Unix socket {path} failed")]
     Socket {
         /// The socket path.
         path: PathBuf,
