@@ -143,6 +143,10 @@ impl Connection {
 
     /// Waits for the next request stream from the peer and reads its request.
     ///
+    /// Requests are read one after the other here; a server that answers many
+    /// requests per connection should prefer [`serve_requests`](Self::serve_requests),
+    /// which reads each in its own task.
+    ///
     /// Returns `None` once the peer closed the connection in an orderly way (code
     /// [`ErrorCode::Closed`]) or this side closed it. A request that does not parse
     /// closes the connection with the documented code and returns the error.
