@@ -82,10 +82,12 @@ impl LinkEvents {
     /// Joins `RTNLGRP_LINK` in the calling thread's network namespace. Must run
     /// inside a tokio runtime. Events that happen after this returns are delivered.
     pub fn subscribe() -> Result<Self, NetError> {
+        // The socket registers with the runtime as it is created.
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| NetError::NoRuntime)?;
         let (conn, _handle, messages) =
             rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
                 .map_err(NetError::Socket)?;
-        let task = tokio::spawn(conn);
+        let task = rt.spawn(conn);
         Ok(Self {
             messages: messages.boxed(),
             task,
@@ -141,5 +143,10 @@ mod tests {
         );
         let gone = LinkEvent::from_message(&RouteNetlinkMessage::DelLink(l)).unwrap();
         assert_eq!(gone.change, LinkChange::Removed);
+    }
+
+    #[test]
+    fn subscribing_outside_a_runtime_is_an_error_not_a_panic() {
+        assert!(matches!(LinkEvents::subscribe(), Err(NetError::NoRuntime)));
     }
 }

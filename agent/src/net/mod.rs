@@ -32,6 +32,9 @@ pub enum NetError {
     /// The netlink socket could not be opened or bound.
     #[error("Cannot open a netlink socket")]
     Socket(#[source] std::io::Error),
+    /// Called outside a tokio runtime, which drives the netlink socket.
+    #[error("Netlink needs a tokio runtime")]
+    NoRuntime,
     /// The kernel refused or broke off a dump.
     #[error("Netlink {what} dump failed")]
     Dump {

@@ -43,8 +43,10 @@ impl NetlinkView {
     /// Dumps links, addresses and IPv4/IPv6 routes from the kernel over a fresh
     /// rtnetlink socket. Must run inside a tokio runtime.
     pub async fn dump() -> Result<Self, NetError> {
+        // The socket registers with the runtime as it is created.
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| NetError::NoRuntime)?;
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
-        let task = tokio::spawn(conn);
+        let task = rt.spawn(conn);
         let result = async {
             let dump_err = |what| move |source| NetError::Dump { what, source };
             let links: Vec<LinkMessage> = handle
