@@ -26,6 +26,11 @@
 //! # let _ = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
 //! ```
 
+pub mod cli;
+pub mod config;
 pub mod dhcp;
 pub mod events;
+pub mod http;
+pub mod manifest;
+pub mod serve;
 pub mod tftp;

@@ -31,6 +31,14 @@ pub fn bind_udp(interface: Option<&str>, port: u16) -> std::io::Result<UdpSocket
     UdpSocket::from_std(s.into())
 }
 
+/// The bound sockets of a [`DhcpService`].
+#[derive(Debug)]
+pub struct Sockets {
+    main: UdpSocket,
+    binl: Option<UdpSocket>,
+    watch: Option<UdpSocket>,
+}
+
 /// The DHCP service's sockets and where it keeps state.
 #[derive(Debug)]
 pub struct DhcpService {
@@ -49,17 +57,18 @@ pub struct DhcpService {
 }
 
 impl DhcpService {
-    /// Runs until a socket fails.
-    pub async fn serve(mut self) -> std::io::Result<()> {
-        let iface = self.interface.clone();
-        let main = bind_udp(iface.as_deref(), SERVER_PORT)?;
+    /// Binds the sockets: 67, 4011 when enabled, and 68 for watching when
+    /// enabled and possible (a DHCP client on this host may hold it).
+    pub fn bind(&self) -> std::io::Result<Sockets> {
+        let iface = self.interface.as_deref();
+        let main = bind_udp(iface, SERVER_PORT)?;
         let binl = if self.binl {
-            Some(bind_udp(iface.as_deref(), BINL_PORT)?)
+            Some(bind_udp(iface, BINL_PORT)?)
         } else {
             None
         };
         let watch = if self.watch {
-            match bind_udp(iface.as_deref(), CLIENT_PORT) {
+            match bind_udp(iface, CLIENT_PORT) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch port 68; rogue DHCP detection off");
@@ -69,6 +78,18 @@ impl DhcpService {
         } else {
             None
         };
+        Ok(Sockets { main, binl, watch })
+    }
+
+    /// Binds, then serves until a socket fails.
+    pub async fn serve(self) -> std::io::Result<()> {
+        let sockets = self.bind()?;
+        self.serve_on(sockets).await
+    }
+
+    /// Serves on sockets from [`DhcpService::bind`] until one fails.
+    pub async fn serve_on(mut self, sockets: Sockets) -> std::io::Result<()> {
+        let Sockets { main, binl, watch } = sockets;
         let mut b1 = vec![0u8; 1500];
         let mut b2 = vec![0u8; 1500];
         let mut b3 = vec![0u8; 1500];
