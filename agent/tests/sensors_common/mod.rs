@@ -5,12 +5,23 @@
 
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
-/// `../shared/fixtures/sysfs` beside the repository, or `$NODUS_FIXTURES`.
+/// `$NODUS_FIXTURES`, else the first `shared/fixtures/sysfs` above the crate
+/// (`../shared` beside the repository, as sessions and CI lay it out).
 pub fn fixtures() -> PathBuf {
-    std::env::var_os("NODUS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sysfs"),
-        PathBuf::from,
-    )
+    if let Some(dir) = std::env::var_os("NODUS_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|up| up.join("shared/fixtures/sysfs"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "shared/fixtures/sysfs not found above {}",
+                manifest.display()
+            )
+        })
 }
 
 /// Unpacks a fixture archive into a fresh temporary directory.
