@@ -157,5 +157,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         (history.accounted_bytes() + t_extra.accounted_bytes()) as f64 / 1048576.0,
     );
     println!("target: < 20 MiB");
+    // What a late console's backfill weighs (the console protocol carries it).
+    let json = serde_json::to_vec(&history.snapshot(0))?.len()
+        + serde_json::to_vec(&t_extra.snapshot(0))?.len();
+    println!(
+        "backfill snapshot of those 200 series as JSON: {:.1} MiB",
+        json as f64 / 1048576.0
+    );
     node_exporter()
 }

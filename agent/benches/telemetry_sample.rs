@@ -28,13 +28,13 @@ fn cpu_time() -> Result<Duration, Box<dyn Error>> {
     Ok(d(u.user_time()) + d(u.system_time()))
 }
 
-fn run(label: &str, raw: TelemetryConfigRaw) -> Result<(), Box<dyn Error>> {
+fn run(label: &str, root: SysRoot, raw: TelemetryConfigRaw) -> Result<(), Box<dyn Error>> {
     let config = TelemetryConfig::try_from(raw)?;
     let anchor = ClockAnchor {
         mono: Duration::ZERO,
         unix_ms: 1_700_000_000_000,
     };
-    let mut sampler = Sampler::new(SysRoot::host(), &config, anchor);
+    let mut sampler = Sampler::new(root, &config, anchor);
     let mut history = History::new(config.history);
     // Warm up: the first samples create the series and the rate state.
     for t in 0..3 {
@@ -69,16 +69,56 @@ fn run(label: &str, raw: TelemetryConfigRaw) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// node_exporter's captured machine (11 hwmon chips, RAPL, batteries), unpacked
+/// into a temporary directory: this host has no hwmon at all, so this shows what
+/// sensors add. `None` when the fixtures are not next to the repository.
+fn sensor_rich_root() -> Result<Option<(tempfile::TempDir, SysRoot)>, Box<dyn Error>> {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(tarball) = manifest
+        .ancestors()
+        .map(|d| d.join("shared/fixtures/sysfs/node-exporter-sys.tar.gz"))
+        .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    let dir = tempfile::tempdir()?;
+    let ok = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .status()?
+        .success();
+    if !ok {
+        return Err(format!("could not unpack {}", tarball.display()).into());
+    }
+    let root = SysRoot::at(dir.path())?;
+    Ok(Some((dir, root)))
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     // `cargo bench` passes `--bench`; there is nothing to configure.
-    println!("telemetry sample on this host ({SAMPLES} samples each; target < 1000 µs CPU)");
-    run("default", TelemetryConfigRaw::default())?;
+    println!("telemetry sample ({SAMPLES} samples each; target < 1000 µs CPU)");
     run(
-        "per-CPU",
+        "this host, default",
+        SysRoot::host(),
+        TelemetryConfigRaw::default(),
+    )?;
+    run(
+        "this host, per-CPU",
+        SysRoot::host(),
         TelemetryConfigRaw {
             per_cpu: Some(true),
             ..TelemetryConfigRaw::default()
         },
     )?;
+    match sensor_rich_root()? {
+        Some((_dir, root)) => run(
+            "node_exporter fixture (sensors, RAPL)",
+            root,
+            TelemetryConfigRaw::default(),
+        )?,
+        None => println!("node_exporter fixture not found; sensor-rich run skipped"),
+    }
     Ok(())
 }

@@ -33,6 +33,8 @@ impl Machine {
         m.stat(&[(100, 1000), (50, 500), (50, 500)]);
         m.disks(0, 0);
         m.nic("eth0", 0, 0);
+        // The bonding driver's control file sits among the interfaces.
+        m.write("sys/class/net/bonding_masters", "bond0\n");
         m
     }
 

@@ -207,6 +207,11 @@ pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
     if let Some(names) = gaps.note("sys/class/net", root.list("sys/class/net")) {
         for name in names {
             let base = format!("sys/class/net/{name}/statistics");
+            // Not every entry is an interface: the bonding driver puts a
+            // `bonding_masters` file here.
+            if !root.exists(&base) {
+                continue;
+            }
             let rx = root.read_parse::<u64>(&format!("{base}/rx_bytes"));
             let tx = root.read_parse::<u64>(&format!("{base}/tx_bytes"));
             match (rx, tx) {
