@@ -442,6 +442,20 @@ mod tests {
     }
 
     #[test]
+    fn json_shape_matches_the_inventory_contract() {
+        let h = Health::from_findings(vec![Finding {
+            component: "nic eth0".into(),
+            level: Level::Warning,
+            reason: "carrier lost".into(),
+        }]);
+        assert_eq!(
+            serde_json::to_value(&h).unwrap(),
+            serde_json::json!({"status": "warning", "findings": [
+                {"component": "nic eth0", "level": "warning", "reason": "carrier lost"}]})
+        );
+    }
+
+    #[test]
     fn series_components() {
         assert_eq!(
             series_component("disk.sda.smart_pending_sectors"),

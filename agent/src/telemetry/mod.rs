@@ -46,7 +46,7 @@
 //! | `disk.<name>.read_bps`, `.write_bps` | bytes/s | `/proc/diskstats` sector deltas, whole disks from `/sys/block` (not loop/ram) |
 //! | `nic.<name>.rx_bps`, `.tx_bps` | bytes/s | `/sys/class/net/<name>/statistics/{rx,tx}_bytes` deltas |
 //! | `sensor.<chip_id>.<sensor>` | SI unit of the sensor's kind (see [`unit()`]) | [`crate::sensors::collect`]; energy sensors excluded (they are power meters) |
-//! | `power.<source>.<name>.watts` | W | [`crate::power::collect`]: `watts`, or the rate of `energy_joules` |
+//! | `power.<source>.<name>.watts` | W | the inventory's meters ([`crate::power`]: RAPL, hwmon, power_supply; not IPMI DCMI, which runs `ipmitool`): `watts`, or the rate of `energy_joules` across RAPL wraps |
 //! | `disk.<name>.smart_<counter>` | count | [`smart::batch`] from the inventory's SMART poll: `reallocated_sectors`, `pending_sectors`, `offline_uncorrectable`, `grown_defects`, `media_errors`; health's trend rules watch them |
 
 pub mod config;
@@ -68,8 +68,10 @@ pub use rates::RateCore;
 pub use sampler::{ClockAnchor, Sampler};
 
 /// Default sampling interval. One second is the resolution operators expect from
-/// `top`-like graphs, and one sample costs well under a millisecond of CPU (see
-/// `agent/benches/telemetry_sample.rs`), so 1 s costs < 0.1 % of one core.
+/// `top`-like graphs. A sample costs about 0.2–0.3 ms of CPU on a host without
+/// hwmon chips and grows with the sensor count (each hwmon sensor is read in full,
+/// about ten files); see `agent/benches/telemetry_sample.rs`. At 1 s that is
+/// well under 1 % of one core.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The unit of a series, from its name (see the table in the [module docs](self)),
