@@ -127,5 +127,10 @@ fn no_ssd_machine_gets_a_storage_warning() {
         .find(|f| f.component == "storage")
         .unwrap();
     assert_eq!(f.level, Level::Warning);
-    assert!(f.reason.starts_with("no ssd: none of "), "{}", f.reason);
+    assert!(
+        f.reason
+            .starts_with("no ssd: no eligible SSD/NVMe capacity ("),
+        "{}",
+        f.reason
+    );
 }

@@ -125,9 +125,11 @@ impl Assessor {
         );
         // SMART, NVMe warnings and disk temperature are judged by the disk itself.
         raw.extend(inv.disks.iter().flat_map(crate::inventory::Disk::findings));
+        let eligible = inv.disks.iter().filter(|d| d.eligible).count();
         raw.extend(storage_findings(
             inv.capacity.sru_bytes,
             inv.disks.len(),
+            eligible,
             &self.config,
         ));
         for nic in &inv.nics {
@@ -230,15 +232,21 @@ pub fn trend_findings(history: &History, rules: &[config::TrendRule]) -> Vec<Fin
 
 /// The node-level storage finding: Zero-OS's "no ssd" case. A node without SSD or
 /// NVMe capacity cannot host workloads (their root file systems and caches need
-/// SSD), so it is a warning even though nothing is broken. `disks` is how many
-/// block devices the inventory saw, for the reason text.
-pub fn storage_findings(sru_bytes: u64, disks: usize, config: &HealthConfig) -> Vec<Finding> {
+/// SSD), so it is a warning even though nothing is broken. `disks` and `eligible`
+/// are how many block devices the inventory saw and how many a pool may take, so
+/// the reason tells "no SSD at all" from "SSDs, but all in use".
+pub fn storage_findings(
+    sru_bytes: u64,
+    disks: usize,
+    eligible: usize,
+    config: &HealthConfig,
+) -> Vec<Finding> {
     if !config.require_ssd || sru_bytes > 0 {
         return Vec::new();
     }
     let reason = match disks {
         0 => "no ssd: no disks found".to_owned(),
-        n => format!("no ssd: none of {n} disks is an eligible SSD/NVMe"),
+        n => format!("no ssd: no eligible SSD/NVMe capacity ({eligible} of {n} disks eligible)"),
     };
     vec![Finding {
         component: "storage".to_owned(),
@@ -430,15 +438,15 @@ mod tests {
     #[test]
     fn no_ssd_is_a_storage_warning() {
         let c = HealthConfig::default();
-        let f = storage_findings(0, 3, &c);
+        let f = storage_findings(0, 3, 1, &c);
         assert_eq!(f[0].component, "storage");
         assert_eq!(
             f[0].reason,
-            "no ssd: none of 3 disks is an eligible SSD/NVMe"
+            "no ssd: no eligible SSD/NVMe capacity (1 of 3 disks eligible)"
         );
-        assert!(storage_findings(1 << 40, 3, &c).is_empty());
+        assert!(storage_findings(1 << 40, 3, 1, &c).is_empty());
         let off = config(r#"{"require_ssd": false}"#);
-        assert!(storage_findings(0, 3, &off).is_empty());
+        assert!(storage_findings(0, 3, 1, &off).is_empty());
     }
 
     #[test]
