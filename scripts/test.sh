@@ -27,6 +27,11 @@ packages=(
   "tmux:tmux"
   "smartmontools:smartctl"
   "prometheus-node-exporter:prometheus-node-exporter"
+  "tftp-hpa:tftp"
+  "tftpd-hpa:in.tftpd"
+  "atftp:atftp"
+  "dnsmasq-base:dnsmasq"
+  "curl:curl"
 )
 missing=()
 for entry in "${packages[@]}"; do
@@ -34,6 +39,8 @@ for entry in "${packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] \
     || missing+=("$pkg")
 done
+# netboot serves Debian's iPXE binaries over TFTP; the package has no command.
+[ -e /usr/lib/ipxe/undionly.kpxe ] || missing+=("ipxe")
 # Debian's qemu-system-x86 replaces the preinstalled qemu-utils; install both together.
 case " ${missing[*]-} " in *" qemu-system-x86 "*) missing+=("qemu-utils") ;; esac
 if [ "${#missing[@]}" -gt 0 ]; then
