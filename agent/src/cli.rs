@@ -50,8 +50,10 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The hardware root could not be opened.
-    #[error(transparent)]
+    /// The hardware root could not be opened. Not `transparent`, so the
+    /// [`RootError`](crate::hal::RootError) stays in the source chain, where the
+    /// binary finds it to pick its exit code.
+    #[error("Cannot read the hardware")]
     Root(#[from] crate::hal::RootError),
     /// Output could not be serialized.
     #[error("Cannot write output")]

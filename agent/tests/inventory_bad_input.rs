@@ -103,7 +103,16 @@ fn missing_root_is_an_error_from_the_command() {
         mode: nodus_agent::cli::ModeArg::Observe,
     };
     let err = cmd.run(true).unwrap_err();
-    assert!(err.to_string().contains("/definitely/not/a/root"), "{err}");
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(
+        source
+            .downcast_ref::<nodus_agent::hal::RootError>()
+            .is_some()
+    );
+    assert!(
+        source.to_string().contains("/definitely/not/a/root"),
+        "{source}"
+    );
 }
 
 #[test]

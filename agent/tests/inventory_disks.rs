@@ -268,3 +268,48 @@ fn owner_approval_makes_foreign_data_eligible() {
     let sde = inv.disks.iter().find(|d| d.name == "sde").unwrap();
     assert!(sde.in_use && sde.approved && sde.eligible);
 }
+
+#[test]
+fn mounts_swaps_partitions_and_mapper_names_mark_disks_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path();
+    let w = |rel: &str, s: &str| {
+        let p = b.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    w("sys/block/sda/size", "2097152\n");
+    w("sys/block/sda/sda1/partition", "1\n");
+    w("sys/block/sda/sda2/partition", "2\n");
+    w("sys/block/sda/sda2/holders/dm-0", "");
+    w("sys/block/sdb/size", "2097152\n");
+    w("sys/block/sdb/sdb1/partition", "1\n");
+    w("sys/block/dm-0/size", "1024\n");
+    w("sys/block/dm-0/dm/name", "vg-root\n");
+    w("sys/block/dm-0/slaves/sda2", "");
+    w(
+        "proc/self/mounts",
+        "/dev/mapper/vg-root / ext4 rw 0 0\n/dev/sda1 /boot/my\\040efi vfat rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n",
+    );
+    w(
+        "proc/swaps",
+        "Filename Type Size Used Priority\n/dev/sdb1 partition 1024 0 -2\n",
+    );
+    let inv = inventory::collect(&SysRoot::at(b).unwrap());
+    let d = |n: &str| inv.disks.iter().find(|d| d.name == n).unwrap();
+    assert_eq!(d("dm-0").mounts, ["/"]);
+    assert_eq!(d("sda").mounts, ["/boot/my efi"]);
+    assert_eq!(d("sda").partitions, ["sda1", "sda2"]);
+    assert_eq!(d("sda").holders, ["dm-0"]);
+    assert_eq!(d("sdb").mounts, ["swap (/dev/sdb1)"]);
+    for n in ["sda", "sdb"] {
+        assert!(d(n).in_use && !d(n).eligible, "{n}");
+    }
+    assert!(
+        d("sda")
+            .in_use_reasons
+            .iter()
+            .any(|r| r == "mounted: /boot/my efi")
+    );
+    assert!(d("sda").in_use_reasons.iter().any(|r| r == "used by dm-0"));
+}

@@ -98,6 +98,12 @@ fn procfs_tree_inventories_block_devices() {
     assert_eq!(inv.capacity.cru, 8);
     assert_eq!(inv.capacity.mru_bytes, 15_666_184 * 1024);
     assert_eq!((inv.capacity.sru_bytes, inv.capacity.hru_bytes), (0, 0));
+    // The INVENTORY.md example: 8 CPUs keep 1; 14.9 GiB keeps the 2 GiB floor;
+    // 7 CPUs and 12.9 GiB available make min(7, 3.23) CU.
+    assert_eq!(inv.capacity.reserved.cru, 1);
+    assert_eq!(inv.capacity.reserved.mru_bytes, 2 << 30);
+    assert_eq!(inv.capacity.available.mru_bytes, 13_894_688_768);
+    assert_eq!(inv.capacity.units.cu, 3.23);
 }
 
 #[test]

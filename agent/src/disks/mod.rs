@@ -538,10 +538,12 @@ fn read_disk(root: &SysRoot, dir: &str, name: &str, gaps: &mut Gaps) -> Disk {
         .read_parse::<u8>(&format!("{dir}/ro"))
         .is_ok_and(|r| r != 0);
 
+    // `sys/block/X` links to `../devices/<every bus on the way>/block/X`.
     let path = root
-        .resolve(dir)
+        .link_text(dir)
         .ok()
-        .filter(|p| p.starts_with("sys/devices/"));
+        .filter(|p| p.starts_with("devices/"))
+        .map(|p| format!("sys/{p}"));
     let by_name = transport_from_name(name);
     d.transport = if by_name.is_virtual() || matches!(by_name, Transport::Nbd | Transport::Rbd) {
         by_name
@@ -613,7 +615,12 @@ fn read_disk(root: &SysRoot, dir: &str, name: &str, gaps: &mut Gaps) -> Disk {
     d.members = list("slaves");
     // md arrays also name their members as `md/dev-NAME`; a trimmed capture may
     // have only those.
-    for m in list("md").iter().filter_map(|n| n.strip_prefix("dev-")) {
+    let md = if d.transport == Transport::Md {
+        list("md")
+    } else {
+        Vec::new()
+    };
+    for m in md.iter().filter_map(|n| n.strip_prefix("dev-")) {
         if !d.members.iter().any(|x| x == m) {
             d.members.push(m.to_owned());
         }
@@ -847,7 +854,14 @@ fn contents(root: &SysRoot, d: &mut Disk, gaps: &mut Gaps) {
     }
     let Some(size) = d.size_bytes else { return };
     let rel = format!("dev/{}", d.name);
-    let mut read = |off: u64, buf: &mut [u8]| root.read_at(&rel, off, buf);
+    let file = match root.open_read(&rel) {
+        Ok(f) => f,
+        Err(e) => {
+            gaps.note::<()>(&format!("disk {} contents", d.name), Err(e));
+            return;
+        }
+    };
+    let mut read = |off: u64, buf: &mut [u8]| crate::hal::read_full_at(&file, &rel, off, buf);
     match signature::detect(size, d.logical_block_size.unwrap_or(512), &mut read) {
         Scan::Read(sigs) => {
             d.signatures = sigs;

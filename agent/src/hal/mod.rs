@@ -4,4 +4,4 @@
 
 pub mod root;
 
-pub use root::{Gap, Gaps, ReadError, RootError, SysRoot};
+pub use root::{Gap, Gaps, ReadError, RootError, SysRoot, read_full_at};

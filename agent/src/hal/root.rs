@@ -112,10 +112,17 @@ impl Gaps {
     }
 }
 
+/// Largest file [`SysRoot::read_bytes`] accepts (a 256-CPU `/proc/cpuinfo` is
+/// about 0.4 MiB).
+const MAX_FILE: usize = 16 << 20;
+
 /// The root under which `sys/` and `proc/` (and `dev/` for block-device reads) live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot {
     base: PathBuf,
+    /// `base` with symlinks resolved, computed once: [`Self::resolve`] strips it
+    /// from every answer.
+    canon: PathBuf,
 }
 
 impl SysRoot {
@@ -123,6 +130,7 @@ impl SysRoot {
     pub fn host() -> Self {
         Self {
             base: PathBuf::from("/"),
+            canon: PathBuf::from("/"),
         }
     }
 
@@ -132,7 +140,8 @@ impl SysRoot {
         if !base.is_dir() {
             return Err(RootError::Missing(base));
         }
-        Ok(Self { base })
+        let canon = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+        Ok(Self { base, canon })
     }
 
     /// True for the live host, where devices and netlink are real.
@@ -174,16 +183,39 @@ impl SysRoot {
             .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
             .open(self.path(rel))
             .map_err(|e| ReadError::from_io(rel, &e))?;
-        let meta = file.metadata().map_err(|e| ReadError::from_io(rel, &e))?;
-        if !meta.is_file() {
-            return Err(ReadError::Io {
-                path: rel.to_owned(),
-                message: "not a regular file".to_owned(),
-            });
-        }
+        let not_regular = || ReadError::Io {
+            path: rel.to_owned(),
+            message: "not a regular file".to_owned(),
+        };
+        // Sysfs attributes fit in one page and arrive in one read; a plain loop
+        // avoids the extra size-hint syscalls of `read_to_end` (this runs a few
+        // thousand times per inventory). The file type is only checked when the
+        // first read gives nothing or fails, which is where a FIFO (no writer: end
+        // of file at once) or a directory (EISDIR) shows; a character device that
+        // never ends is cut off at the cap.
         let mut b = Vec::new();
-        file.read_to_end(&mut b)
-            .map_err(|e| ReadError::from_io(rel, &e))?;
+        let mut chunk = [0u8; 4096];
+        let mut first = true;
+        loop {
+            let r = file.read(&mut chunk);
+            if first && !matches!(r, Ok(n) if n > 0) && file.metadata().is_ok_and(|m| !m.is_file())
+            {
+                return Err(not_regular());
+            }
+            first = false;
+            match r {
+                Ok(0) => break,
+                Ok(n) => b.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::from_io(rel, &e)),
+            }
+            if b.len() > MAX_FILE {
+                return Err(ReadError::Io {
+                    path: rel.to_owned(),
+                    message: format!("larger than {MAX_FILE} bytes"),
+                });
+            }
+        }
         Ok(b)
     }
 
@@ -223,8 +255,7 @@ impl SysRoot {
     pub fn resolve(&self, rel: &str) -> Result<String, ReadError> {
         let real =
             std::fs::canonicalize(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
-        let base = std::fs::canonicalize(&self.base).map_err(|e| ReadError::from_io(rel, &e))?;
-        real.strip_prefix(&base)
+        real.strip_prefix(&self.canon)
             .map(|p| p.to_string_lossy().into_owned())
             .map_err(|_| ReadError::Parse {
                 path: rel.to_owned(),
@@ -238,18 +269,50 @@ impl SysRoot {
     /// kernel never sees a write; on a fixture root `dev/` is usually absent, which is
     /// [`ReadError::NotFound`].
     pub fn read_at(&self, rel: &str, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
-        use std::os::unix::fs::FileExt;
-        let file = std::fs::File::open(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
-        let mut done = 0;
-        while done < buf.len() {
-            match file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::from_io(rel, &e)),
-            }
+        let file = self.open_read(rel)?;
+        read_full_at(&file, rel, offset, buf)
+    }
+
+    /// Opens `rel` read-only (a block device under `dev/`), for several
+    /// [`read_full_at`] calls on one descriptor.
+    pub fn open_read(&self, rel: &str) -> Result<std::fs::File, ReadError> {
+        std::fs::File::open(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))
+    }
+}
+
+/// Reads up to `buf.len()` bytes of `file` (opened as `rel`) at `offset`; fewer only
+/// at the end of the file.
+pub fn read_full_at(
+    file: &std::fs::File,
+    rel: &str,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<usize, ReadError> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::from_io(rel, &e)),
         }
-        Ok(done)
+    }
+    Ok(done)
+}
+
+impl SysRoot {
+    /// The target of the symlink `rel` as written (e.g. `../devices/pci0000:00/…`),
+    /// with leading `../` removed: one `readlink`, where [`Self::resolve`] needs one
+    /// per path component. Enough to see which buses a device hangs off.
+    pub fn link_text(&self, rel: &str) -> Result<String, ReadError> {
+        let target = std::fs::read_link(self.path(rel)).map_err(|e| ReadError::from_io(rel, &e))?;
+        let t = target.to_string_lossy();
+        let mut t: &str = &t;
+        while let Some(rest) = t.strip_prefix("../") {
+            t = rest;
+        }
+        Ok(t.to_owned())
     }
 
     /// The last path component of the symlink `rel` points to (e.g. a driver name

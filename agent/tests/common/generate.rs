@@ -2,6 +2,10 @@
 //! out like the kernel's: `sys/block/X` and `sys/class/*/X` are symlinks into
 //! `sys/devices/...`, drivers are symlinks, `dev/X` is a sparse file of the disk's
 //! size (so signature checks read real bytes).
+//!
+//! Shared by the integration tests (`common::generate`) and the bench (by
+//! `#[path]`), each of which uses part of it.
+#![allow(unreachable_pub, dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     fs,

@@ -1,0 +1,36 @@
+//! Benchmark (a) of issue 3: a full inventory of a generated machine with 64
+//! disks, 16 NICs and 100 hwmon sensors. Target: < 10 ms.
+//!
+//! `CARGO_TARGET_DIR=… cargo bench -p nodus-agent --bench inventory`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/generate.rs"]
+mod generate;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nodus_agent::{
+    hal::SysRoot,
+    inventory::{self, Options},
+};
+
+fn full_inventory(c: &mut Criterion) {
+    let dir = generate::machine(generate::Spec::default());
+    let root = SysRoot::at(dir.path()).unwrap();
+    let opts = Options::default();
+    // Sanity: the tree is what the benchmark claims to measure.
+    let inv = inventory::collect_with(&root, &opts);
+    assert_eq!(inv.disks.len(), 64);
+    assert!(inv.disks.iter().all(|d| d.contents_checked));
+    eprintln!(
+        "generated machine: {} disks, {} NICs, {} sensors",
+        inv.disks.len(),
+        inv.nics.len(),
+        inv.sensors.len()
+    );
+    c.bench_function("inventory_64_disks_16_nics_100_sensors", |b| {
+        b.iter(|| inventory::collect_with(&root, &opts))
+    });
+}
+
+criterion_group!(benches, full_inventory);
+criterion_main!(benches);
