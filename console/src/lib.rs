@@ -7,4 +7,3 @@
 //! It deliberately is not hardware code: it never reads sysfs or talks to a device,
 //! and it depends only on `nodus-wire`, never on `nodus-agent`, so a remote console
 //! builds without any hardware crates.
-

@@ -5,4 +5,3 @@
 //! agent's view from outside over QUIC, the way a farmer's console sees it.
 //!
 //! It deliberately is not part of the node image.
-
