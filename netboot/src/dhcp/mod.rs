@@ -340,13 +340,15 @@ impl Server {
                     .get(ip, now)
                     .is_some_and(|l| l.state == LeaseState::Bound);
                 if !bound {
+                    // Offer holds are not saved: they last a minute, and losing
+                    // them in a crash costs one retried DISCOVER, while an fsync
+                    // per DISCOVER would cap the offer rate at the disk's.
                     self.leases.put(Lease {
                         ip,
                         mac: mac.clone(),
                         state: LeaseState::Offered,
                         expires: now + lease::OFFER_HOLD_SECS,
                     });
-                    out.leases_changed = true;
                 }
                 ip
             }

@@ -110,9 +110,9 @@ impl Segment {
         c
     }
 
-    /// Adds round-trip delay: `ms` milliseconds on each side of host `i`'s link.
-    pub fn delay(&self, host: usize, ms_each_way: u32) {
-        let d = format!("{ms_each_way}ms");
+    /// Adds `ms` milliseconds to every round trip of host `i` (netem on its side).
+    pub fn delay(&self, host: usize, ms: u32) {
+        let d = format!("{ms}ms");
         sh(&[
             "ip",
             "netns",
@@ -123,24 +123,6 @@ impl Segment {
             "replace",
             "dev",
             "eth0",
-            "root",
-            "netem",
-            "delay",
-            &d,
-            "limit",
-            "100000",
-        ]);
-        let port = format!("p{host}");
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.switch,
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            &port,
             "root",
             "netem",
             "delay",
