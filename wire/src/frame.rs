@@ -72,15 +72,15 @@ fn write_varint(mut value: u64, out: &mut [u8; MAX_VARINT_LEN]) -> usize {
 
 /// Encodes `msg` as one frame, refusing bodies larger than `max_frame_len`.
 ///
-/// The body is serialized once, directly after a reserved prefix area, so the frame
-/// is built without copying the body.
+/// The body's size is computed first (a walk without copying), so an oversized
+/// message is refused before any buffer is allocated, and the frame is then built
+/// in one exactly-sized allocation with the body written straight after its prefix.
 pub fn encode_frame<T: Serialize + ?Sized>(
     msg: &T,
     max_frame_len: usize,
 ) -> Result<Bytes, FrameError> {
-    let buf = vec![0u8; MAX_VARINT_LEN];
-    let mut buf = postcard::to_extend(msg, buf).map_err(|e| FrameError::Body(e.to_string()))?;
-    let body_len = buf.len() - MAX_VARINT_LEN;
+    let body_len = postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+        .map_err(|e| FrameError::Body(e.to_string()))?;
     if body_len > max_frame_len {
         return Err(FrameError::TooLarge {
             len: body_len as u64,
@@ -89,9 +89,38 @@ pub fn encode_frame<T: Serialize + ?Sized>(
     }
     let mut prefix = [0u8; MAX_VARINT_LEN];
     let n = write_varint(body_len as u64, &mut prefix);
-    let start = MAX_VARINT_LEN - n;
-    buf[start..MAX_VARINT_LEN].copy_from_slice(&prefix[..n]);
-    Ok(Bytes::from(buf).slice(start..))
+    let mut buf = Vec::with_capacity(n + body_len);
+    buf.extend_from_slice(&prefix[..n]);
+    let buf = postcard::serialize_with_flavor(msg, VecFlavor(buf))
+        .map_err(|e| FrameError::Body(e.to_string()))?;
+    if buf.len() != n + body_len {
+        // Only a `Serialize` impl that writes different data on each call gets here.
+        return Err(FrameError::Body(
+            "message changed size while encoding".into(),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A postcard output that appends to a `Vec` with `memcpy`-speed extends.
+struct VecFlavor(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for VecFlavor {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
 /// Decodes a whole frame body into a message; trailing bytes are an error.
