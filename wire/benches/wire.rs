@@ -31,16 +31,25 @@ enum Msg {
     Bulk(Blob),
 }
 
+/// What the framed sink decodes: the same encoding as [`Msg`], but borrowing the
+/// bulk bytes from the frame instead of copying them (the pattern for bulk data).
+#[derive(Deserialize)]
+enum MsgRef<'a> {
+    Ping(u64),
+    Bulk(&'a [u8]),
+}
+
 /// Console ALPN: framed. Reads every frame of a stream, answers with the ping value
 /// or the number of bulk bytes.
 async fn framed_sink(conn: Connection) {
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         tokio::spawn(async move {
             let mut total = 0u64;
-            while let Ok(Some(msg)) = recv.recv::<Msg>().await {
-                match msg {
-                    Msg::Ping(n) => total = n,
-                    Msg::Bulk(b) => total += b.0.len() as u64,
+            while let Ok(Some(body)) = recv.recv_frame().await {
+                match nodus_wire::decode_body::<MsgRef<'_>>(&body) {
+                    Ok(MsgRef::Ping(n)) => total = n,
+                    Ok(MsgRef::Bulk(b)) => total += b.len() as u64,
+                    Err(_) => return,
                 }
             }
             let _ = send.send(&total).await;

@@ -11,7 +11,7 @@
 //! than one frame of at most `max_frame_len` bytes.
 
 use bytes::Bytes;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 /// Longest valid length prefix: ⌈64 / 7⌉ bytes of LEB128.
 pub const MAX_VARINT_LEN: usize = 10;
@@ -124,7 +124,11 @@ impl postcard::ser_flavors::Flavor for VecFlavor {
 }
 
 /// Decodes a whole frame body into a message; trailing bytes are an error.
-pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+///
+/// The message may borrow from `body` (fields such as `&'a [u8]` or `&'a str`),
+/// which saves a copy for bulk payloads received with
+/// [`RecvFrames::recv_frame`](crate::quic::RecvFrames::recv_frame).
+pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     let (msg, rest) =
         postcard::take_from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
     if !rest.is_empty() {
