@@ -392,6 +392,10 @@ impl RecvFrames {
     }
 
     /// Reads the next frame body; `None` at a clean end of stream.
+    ///
+    /// For decoding with a borrowing message type ([`decode_body`](crate::decode_body)).
+    /// If that decoding fails, close the connection with
+    /// [`ErrorCode::MalformedFrame`] as [`recv`](Self::recv) would.
     pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, StreamError> {
         loop {
             if !self.pending.is_empty() {
