@@ -39,8 +39,15 @@ fn open_to_all(path: &Path) {
 /// Runs this test binary again as `uid`/`gid`, executing only
 /// [`child_connects`], which connects to `path`, reports the role it was
 /// welcomed with, and exits.
+///
+/// The binary is copied next to the socket first: the build directory may sit
+/// under a home directory the unprivileged uid cannot enter (`/root` is 0700).
 fn spawn_child(path: &Path, uid: u32, gid: u32) -> std::process::Child {
-    let exe = std::env::current_exe().unwrap();
+    let exe = path.with_file_name("child-helper");
+    if !exe.exists() {
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     Command::new(exe)
         .args([
             "--exact",
