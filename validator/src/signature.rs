@@ -267,7 +267,8 @@ mod tests {
         assert!(!is_canonical_key(&identity));
         // y = 2^255 − 1 ≡ 18 (mod p) with the sign bit: decodes, but not canonically.
         assert!(!is_canonical_key(&[0xff; 32]));
-        assert!(nodus_identity::PublicKey::from_bytes(&[0xff; 32]).is_ok());
+        // Identity agrees: one key, one encoding.
+        assert!(nodus_identity::PublicKey::from_bytes(&[0xff; 32]).is_err());
     }
 
     #[test]
