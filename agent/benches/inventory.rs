@@ -9,7 +9,7 @@ mod generate;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nodus_agent::{
-    hal::SysRoot,
+    hal::{Gaps, SysRoot},
     inventory::{self, Options},
 };
 
@@ -29,6 +29,19 @@ fn full_inventory(c: &mut Criterion) {
     );
     c.bench_function("inventory_64_disks_16_nics_100_sensors", |b| {
         b.iter(|| inventory::collect_with(&root, &opts))
+    });
+    // The parts, to see where the time goes.
+    c.bench_function("part_disks_64", |b| {
+        b.iter(|| nodus_agent::disks::collect(&root, &opts, &mut Gaps::default()))
+    });
+    c.bench_function("part_sensors_100", |b| {
+        b.iter(|| nodus_agent::sensors::collect(&root, &mut Gaps::default()))
+    });
+    c.bench_function("part_power", |b| {
+        b.iter(|| nodus_agent::power::collect(&root, &mut Gaps::default()))
+    });
+    c.bench_function("part_nics_16", |b| {
+        b.iter(|| nodus_agent::net::collect(&root, &mut Gaps::default()))
     });
 }
 

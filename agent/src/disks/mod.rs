@@ -612,7 +612,20 @@ fn read_disk(root: &SysRoot, dir: &str, name: &str, gaps: &mut Gaps) -> Disk {
 
     let list = |sub: &str| root.list(&format!("{dir}/{sub}")).unwrap_or_default();
     d.holders = list("holders");
-    d.members = list("slaves");
+    // Only stacked devices have members; skipping the (empty) `slaves/` of every
+    // plain disk saves a directory read each.
+    if !matches!(
+        d.transport,
+        Transport::Scsi
+            | Transport::Ata
+            | Transport::Sas
+            | Transport::Nvme
+            | Transport::Virtio
+            | Transport::Usb
+            | Transport::Mmc
+    ) {
+        d.members = list("slaves");
+    }
     // md arrays also name their members as `md/dev-NAME`; a trimmed capture may
     // have only those.
     let md = if d.transport == Transport::Md {

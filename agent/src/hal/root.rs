@@ -196,6 +196,11 @@ impl SysRoot {
         let mut b = Vec::new();
         let mut chunk = [0u8; 4096];
         let mut first = true;
+        // sysfs hands over a whole attribute (at most a page) in one read, so a
+        // short first read there is the end of the file: one syscall saved per
+        // attribute, a few thousand per inventory. procfs (seq_file) may return
+        // less than asked before its end, so it is read to EOF.
+        let one_read = rel.starts_with("sys/");
         loop {
             let r = file.read(&mut chunk);
             if first && !matches!(r, Ok(n) if n > 0) && file.metadata().is_ok_and(|m| !m.is_file())
@@ -205,7 +210,12 @@ impl SysRoot {
             first = false;
             match r {
                 Ok(0) => break,
-                Ok(n) => b.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    b.extend_from_slice(&chunk[..n]);
+                    if one_read && n < chunk.len() {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ReadError::from_io(rel, &e)),
             }

@@ -90,7 +90,7 @@ impl Options {
         Self {
             smart: root
                 .is_host()
-                .then(|| Box::new(crate::smart::Smartctl) as Box<dyn SmartRunner>),
+                .then(|| Box::new(crate::smart::Smartctl::default()) as Box<dyn SmartRunner>),
             ..Self::default()
         }
     }

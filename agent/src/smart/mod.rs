@@ -8,7 +8,7 @@
 //! into [`NvmeWarnings`]. A host without smartctl is [`SmartStatus::NotInstalled`],
 //! not an error.
 
-use std::{io, path::Path, process::Command};
+use std::{io, path::Path, process::Command, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,9 @@ pub enum RunError {
     /// It was killed by a signal (no exit status).
     #[error("smartctl was killed by a signal")]
     Killed,
+    /// It did not finish in time (a hung disk or controller); it was killed.
+    #[error("smartctl did not finish within {0:?}")]
+    Timeout(Duration),
 }
 
 /// One smartctl run: its exit status and standard output.
@@ -45,16 +48,45 @@ pub trait SmartRunner {
 /// The arguments every run uses. `-n standby`: do not spin up a sleeping disk.
 pub const SMARTCTL_ARGS: &[&str] = &["--json=c", "--all", "-n", "standby"];
 
-/// The real smartctl, found on `PATH`.
-#[derive(Debug, Clone, Default)]
-pub struct Smartctl;
+/// How long one smartctl run may take. A healthy disk answers in well under a
+/// second; a dying one can hang a command for the SCSI layer's 30 s timeout and
+/// its retries, and the inventory must not hang with it.
+pub const SMARTCTL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The real smartctl: `smartctl` on `PATH`, or a given program.
+#[derive(Debug, Clone)]
+pub struct Smartctl {
+    program: std::path::PathBuf,
+}
+
+impl Default for Smartctl {
+    fn default() -> Self {
+        Self {
+            program: "smartctl".into(),
+        }
+    }
+}
+
+impl Smartctl {
+    /// Runs `program` instead of `smartctl` from `PATH` (a pinned install, or a
+    /// stand-in in tests).
+    pub fn with_program(program: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+        }
+    }
+}
 
 impl SmartRunner for Smartctl {
     fn run(&self, device: &Path) -> Result<SmartOutput, RunError> {
-        let out = Command::new("smartctl")
+        use std::{io::Read, process::Stdio, time::Instant};
+        let mut child = Command::new(&self.program)
             .args(SMARTCTL_ARGS)
             .arg(device)
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
             .map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
                     RunError::NotInstalled
@@ -62,10 +94,32 @@ impl SmartRunner for Smartctl {
                     RunError::Spawn(e)
                 }
             })?;
-        let code = out.status.code().ok_or(RunError::Killed)?;
+        // Drain stdout on a thread so a large report cannot fill the pipe and stall
+        // smartctl while this thread waits for it to exit.
+        let reader = child.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = out.read_to_end(&mut buf);
+                buf
+            })
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait().map_err(RunError::Spawn)? {
+                Some(st) => break st,
+                None if start.elapsed() >= SMARTCTL_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(RunError::Timeout(SMARTCTL_TIMEOUT));
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let stdout = reader.and_then(|h| h.join().ok()).unwrap_or_default();
+        let code = status.code().ok_or(RunError::Killed)?;
         Ok(SmartOutput {
             exit_status: (code & 0xff) as u8,
-            stdout: out.stdout,
+            stdout,
         })
     }
 }
@@ -517,6 +571,31 @@ mod tests {
     fn missing_smartctl_is_a_status_not_an_error() {
         let s = query(&Recorded::default(), Path::new("/dev/sda"));
         assert_eq!(s.status, SmartStatus::NotInstalled);
+    }
+
+    #[test]
+    fn real_runner_reports_exit_status_output_and_absence() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("smartctl");
+        // Echoes its arguments as a JSON message and exits with bits 1 and 6 set.
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nprintf '{\"smartctl\":{\"messages\":[{\"string\":\"%s\"}]}}' \"$*\"\nexit 66\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Smartctl::with_program(&fake)
+            .run(Path::new("/dev/sdq"))
+            .unwrap();
+        assert_eq!(out.exit_status, 66);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("--json=c --all -n standby /dev/sdq"),
+            "{text}"
+        );
+        let missing = Smartctl::with_program(dir.path().join("nope")).run(Path::new("/dev/sdq"));
+        assert!(matches!(missing, Err(RunError::NotInstalled)));
     }
 
     #[test]
