@@ -1,7 +1,7 @@
 //! Netboot benchmarks against Debian's real peers, in network namespaces (root).
 //!
 //! - TFTP: a 32 MiB file (`NODUS_BENCH_TFTP_MIB` to change) at 0 ms and 5 ms added
-//!   round trip (netem), ours vs `tftpd-hpa` in lock-step with the same client, then
+//!   round trip (a user-space delaying relay; see `add_delayed_host`), ours vs `tftpd-hpa` in lock-step with the same client, then
 //!   ours with windowsize 4 and 16.
 //! - DHCP: DISCOVER→OFFER rate, ours vs dnsmasq, with a sequential client loop.
 //!
@@ -75,7 +75,9 @@ fn tftp_bench() {
     std::fs::create_dir_all(&root).unwrap();
     let data = pattern(mib << 20, 5);
     std::fs::write(root.join("big.bin"), &data).unwrap();
-    let seg = Segment::new("b", &[true, true]);
+    let mut seg = Segment::new("b", &[true, true]);
+    // Host 2 reaches the segment through a relay adding 2.5 ms each way.
+    let slow = seg.add_delayed_host(Duration::from_micros(2500));
     let _ours = Server::start(&seg, 0, settings(seg.ip(0), tmp.path(), "proxy", ""));
     let hpa_addr = format!("{}:{HPA_PORT}", seg.ip(0));
     let _hpa = Killed(
@@ -103,13 +105,11 @@ fn tftp_bench() {
 
     println!("TFTP, {mib} MiB file, blksize {BLKSIZE}, same client per row");
     for rtt in [0u32, 5] {
-        if rtt > 0 {
-            seg.delay(1, rtt);
-        }
+        let client = if rtt > 0 { slow } else { 1 };
         // Our own RFC 7440 client (windowsize 1 = lock-step) against both servers.
         let mut lock = Vec::new();
         for (name, addr) in [("nodus", ours), ("tftpd-hpa", hpa)] {
-            let d = timed_fetch(&seg, addr, 1, &data);
+            let d = timed_fetch(&seg, client, addr, 1, &data);
             println!(
                 "  +{rtt} ms RTT  lock-step    {name:<10} (own client)  {:>8.2} MB/s  {:>7.2} s",
                 mbps(d),
@@ -151,7 +151,7 @@ fn tftp_bench() {
         }
         if rtt == 5 {
             for w in [4u16, 16] {
-                let d = timed_fetch(&seg, ours, w, &data);
+                let d = timed_fetch(&seg, client, ours, w, &data);
                 println!(
                     "  +{rtt} ms RTT  windowsize {w:<2} nodus      (own client)  {:>8.2} MB/s  {:>7.2} s  = {:.1}x tftpd-hpa",
                     mbps(d),
@@ -163,9 +163,15 @@ fn tftp_bench() {
     }
 }
 
-fn timed_fetch(seg: &Segment, server: SocketAddr, window: u16, want: &[u8]) -> Duration {
+fn timed_fetch(
+    seg: &Segment,
+    client: usize,
+    server: SocketAddr,
+    window: u16,
+    want: &[u8],
+) -> Duration {
     let (got, d) = seg
-        .spawn(1, move || {
+        .spawn(client, move || {
             let t = Instant::now();
             let got = fetch(server, "big.bin", window);
             (got, t.elapsed())

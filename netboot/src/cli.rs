@@ -223,3 +223,82 @@ async fn shutdown() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Top {
+        #[command(subcommand)]
+        cmd: Command,
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("netboot.toml");
+        std::fs::write(
+            &path,
+            "interface = \"eth0\"\naddress = \"10.0.0.1\"\nmode = \"proxy\"\nfarm = \"from-file\"\n\
+             kernel_args = \"quiet\"\n",
+        )
+        .unwrap();
+        let top = Top::try_parse_from([
+            "x",
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--mode",
+            "dhcp",
+            "--range",
+            "10.0.0.100-10.0.0.120",
+            "--farm",
+            "from-flag",
+            "--kernel-args",
+            "console=ttyS0 -- x",
+            "--http",
+            "10.0.0.1:9000",
+        ])
+        .unwrap();
+        let Command::Serve(args) = top.cmd else {
+            panic!()
+        };
+        let s = args.merged().unwrap().validate(|_| None).unwrap();
+        assert_eq!(s.scripts.farm, "from-flag");
+        assert_eq!(s.scripts.kernel_args, "console=ttyS0 -- x");
+        assert_eq!(s.boot.http_base, "http://10.0.0.1:9000");
+        assert_eq!(s.interface.as_deref(), Some("eth0"));
+        let crate::dhcp::Mode::Dhcp(a) = s.mode else {
+            panic!("mode flag ignored")
+        };
+        assert_eq!(a.pool.first, Ipv4Addr::new(10, 0, 0, 100));
+    }
+
+    #[test]
+    fn a_bad_range_flag_names_its_field() {
+        let top = Top::try_parse_from([
+            "x",
+            "serve",
+            "--address",
+            "10.0.0.1",
+            "--farm",
+            "f",
+            "--mode",
+            "dhcp",
+            "--range",
+            "10.0.0.100",
+        ])
+        .unwrap();
+        let Command::Serve(args) = top.cmd else {
+            panic!()
+        };
+        match args.merged().unwrap().validate(|_| None) {
+            Err(ConfigError::Field { field, .. }) => assert_eq!(field, "dhcp.range"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

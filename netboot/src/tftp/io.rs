@@ -1,5 +1,6 @@
-//! TFTP on tokio: requests on one socket, each transfer on its own socket (its own
-//! transfer id, RFC 1350 §4), driven by the sans-IO [`Transfer`].
+//! TFTP on tokio: requests on one socket; each transfer on its own socket (its own
+//! transfer id, RFC 1350 §4) on a blocking thread, driven by the sans-IO
+//! [`Transfer`].
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -80,10 +81,12 @@ impl TftpService {
                             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                             .collect();
                         let limits = self.limits;
-                        tokio::spawn(async move {
-                            if let Err(e) =
-                                run_transfer(f, size, opts, limits, peer, local_ip).await
-                            {
+                        // A blocking thread per transfer: lock-step TFTP is one
+                        // datagram per round trip, and a plain blocking socket turns
+                        // each around in two syscalls, where the reactor adds a
+                        // wake-up and a timer per block.
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = run_transfer(f, size, opts, limits, peer, local_ip) {
                                 tracing::warn!(%peer, error = %e, "tftp transfer failed");
                             }
                         });
@@ -112,7 +115,7 @@ impl TftpService {
     }
 }
 
-async fn run_transfer(
+fn run_transfer(
     file: std::fs::File,
     size: u64,
     options: Vec<(String, String)>,
@@ -120,8 +123,8 @@ async fn run_transfer(
     peer: SocketAddr,
     local_ip: IpAddr,
 ) -> std::io::Result<()> {
-    let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
-    sock.connect(peer).await?;
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(local_ip, 0))?;
+    sock.connect(peer)?;
     let opts: Vec<(&str, &str)> = options
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -132,18 +135,31 @@ async fn run_transfer(
     // machine gives up after its retries.
     loop {
         while let Some(d) = t.poll_transmit() {
-            sock.send(&d).await?;
+            sock.send(&d)?;
         }
         let Some(deadline) = t.poll_timeout() else {
             break;
         };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => t.handle(&buf[..n], Instant::now()),
+        let now = Instant::now();
+        if deadline <= now {
+            t.handle_timeout(now);
+            continue;
+        }
+        sock.set_read_timeout(Some(deadline - now))?;
+        match sock.recv(&mut buf) {
+            Ok(n) => t.handle(&buf[..n], Instant::now()),
             // ICMP port unreachable from a client that went away shows up here.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => t.handle_timeout(Instant::now()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                t.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     tracing::debug!(%peer, state = ?t.state(), "tftp transfer ended");

@@ -110,26 +110,47 @@ impl Segment {
         c
     }
 
-    /// Adds `ms` milliseconds to every round trip of host `i` (netem on its side).
-    pub fn delay(&self, host: usize, ms: u32) {
-        let d = format!("{ms}ms");
+    /// Adds a host whose link to the switch delays every frame by `one_way` in
+    /// each direction. A user-space relay between two TAP devices stands in for
+    /// `tc netem`, which not every kernel has (this VM's does not). Returns the
+    /// host's index; its address is [`Segment::ip`] as for the others.
+    pub fn add_delayed_host(&mut self, one_way: std::time::Duration) -> usize {
+        let i = self.hosts.len();
+        let host = format!("{}h{i}", self.switch.trim_end_matches("sw"));
+        sh(&["ip", "netns", "add", &host]);
+        self.hosts.push(host.clone());
+        let port = format!("t{i}");
+        let inner = self.spawn(i, || open_tap("eth0")).join().unwrap();
+        let sw_path = format!("/var/run/netns/{}", self.switch);
+        let outer = std::thread::spawn(move || {
+            enter(&sw_path);
+            open_tap(&port)
+        })
+        .join()
+        .unwrap();
+        let port = format!("t{i}");
         sh(&[
             "ip",
-            "netns",
-            "exec",
-            &self.hosts[host],
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            "eth0",
-            "root",
-            "netem",
-            "delay",
-            &d,
-            "limit",
-            "100000",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
         ]);
+        sh(&["ip", "-n", &host, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &host, "link", "set", "eth0", "up"]);
+        let a = format!("{}/24", self.ip(i));
+        sh(&["ip", "-n", &host, "addr", "add", &a, "dev", "eth0"]);
+        pump(
+            inner.try_clone().unwrap(),
+            outer.try_clone().unwrap(),
+            one_way,
+        );
+        pump(outer, inner, one_way);
+        i
     }
 
     /// Runs `f` on a new thread inside host `i`'s namespace.
@@ -276,4 +297,73 @@ pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Opens (creating) a TAP device in the calling thread's namespace.
+fn open_tap(name: &str) -> std::fs::File {
+    use nix::libc;
+    use std::os::fd::AsRawFd as _;
+    /// `_IOW('T', 202, int)`.
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        pad: [u8; 22],
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap();
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+        pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes, matched by
+    // `IfReq`) through the pointer, which stays valid for the call.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF, &mut req) };
+    assert!(
+        r >= 0,
+        "TUNSETIFF {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    f
+}
+
+/// Copies frames from `from` to `to`, each one `delay` after it was read.
+fn pump(from: std::fs::File, to: std::fs::File, delay: std::time::Duration) {
+    use std::io::{Read as _, Write as _};
+    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut to = to;
+        for (at, frame) in rx {
+            let now = std::time::Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if to.write(&frame).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let mut from = from;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            match from.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    if tx
+                        .send((std::time::Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+    });
 }
