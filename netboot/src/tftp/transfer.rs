@@ -107,7 +107,14 @@ pub struct Transfer<S> {
     retries: u32,
     max_retries: u32,
     out: VecDeque<Vec<u8>>,
+    /// Read-ahead: file bytes from `cache_at`, so small blocks do not cost one
+    /// read each.
+    cache: Vec<u8>,
+    cache_at: u64,
 }
+
+/// How much is read from the file at a time.
+const READ_AHEAD: usize = 256 * 1024;
 
 impl<S: Source> Transfer<S> {
     /// Starts a transfer of `src` (`size` bytes) for a read request with `options`.
@@ -171,6 +178,8 @@ impl<S: Source> Transfer<S> {
             retries: 0,
             max_retries: limits.max_retries,
             out: VecDeque::new(),
+            cache: Vec::new(),
+            cache_at: 0,
         };
         if reply.is_empty() {
             t.send_window(now);
@@ -288,22 +297,34 @@ impl<S: Source> Transfer<S> {
     fn send_window(&mut self, now: Instant) {
         let bs = u64::from(self.granted.blksize);
         let end = (self.acked + u64::from(self.granted.windowsize)).min(self.last);
-        let mut buf = vec![0u8; usize::from(self.granted.blksize)];
         for b in self.acked + 1..=end {
             let offset = (b - 1) * bs;
             let len = bs.min(self.size.saturating_sub(offset)) as usize; // ≤ blksize
-            if let Err(e) = read_full(&mut self.src, offset, &mut buf[..len]) {
+            if let Err(e) = self.fill(offset, len) {
                 tracing::warn!(error = %e, "tftp read failed");
                 self.out
                     .push_back(packet::error(ErrorCode::Undefined, "Read error"));
                 self.state = State::Failed;
                 return;
             }
-            self.out
-                .push_back(packet::data((b % 65536) as u16, &buf[..len]));
+            let start = (offset - self.cache_at) as usize; // inside the cache, by fill
+            let d = packet::data((b % 65536) as u16, &self.cache[start..start + len]);
+            self.out.push_back(d);
         }
         self.sent = self.sent.max(end);
         self.deadline = Some(now + self.granted.timeout);
+    }
+
+    /// Makes `offset..offset + len` available in the read-ahead cache.
+    fn fill(&mut self, offset: u64, len: usize) -> std::io::Result<()> {
+        let cached_end = self.cache_at + self.cache.len() as u64;
+        if offset >= self.cache_at && offset + len as u64 <= cached_end {
+            return Ok(());
+        }
+        let want = (READ_AHEAD.max(len) as u64).min(self.size.saturating_sub(offset)) as usize;
+        self.cache.resize(want, 0);
+        self.cache_at = offset;
+        read_full(&mut self.src, offset, &mut self.cache)
     }
 }
 
