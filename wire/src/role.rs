@@ -1,43 +1,11 @@
 //! What a peer may do, as carried by the console protocol.
+//!
+//! The role type is [`nodus_identity::Role`], re-exported: grants are signed over
+//! it, so the wire and the grant must never disagree on what a role is. Its variant
+//! order is part of the wire format (postcard encodes the variant index): new roles
+//! are appended, never inserted.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-/// A peer's role on a node, from most to least powerful (DESIGN.md, "Roles").
-///
-/// The order of the variants is part of the wire format (postcard encodes the
-/// variant index): new roles are appended, never inserted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Role {
-    /// The farmer key: everything, including stake.
-    Owner,
-    /// Granted by the owner: power actions, approving disk wipes.
-    Operator,
-    /// Read-only.
-    Viewer,
-    /// Manages its own workloads only.
-    Tenant,
-}
-
-impl Role {
-    /// The lower-case name used in configs and logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-            Role::Tenant => "tenant",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use nodus_identity::Role;
 
 #[cfg(test)]
 mod tests {
