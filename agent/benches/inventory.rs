@@ -27,6 +27,36 @@ fn full_inventory(c: &mut Criterion) {
         inv.nics.len(),
         inv.sensors.len()
     );
+    // CPU time (user + system) of this thread per inventory: unlike wall time it
+    // does not grow when other processes compete for the cores.
+    let whole = || drop(inventory::collect_with(&root, &opts));
+    let disks = || {
+        drop(nodus_agent::disks::collect(
+            &root,
+            &opts,
+            &mut Gaps::default(),
+        ))
+    };
+    let parts: [(&str, &dyn Fn()); 2] = [("inventory", &whole), ("disks", &disks)];
+    for (what, f) in parts {
+        let cpu = || {
+            let u =
+                nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD).unwrap();
+            let t = |v: nix::sys::time::TimeVal| {
+                std::time::Duration::new(v.tv_sec() as u64, v.tv_usec() as u32 * 1000)
+            };
+            t(u.user_time()) + t(u.system_time())
+        };
+        let n = 50;
+        let start = cpu();
+        for _ in 0..n {
+            f();
+        }
+        eprintln!(
+            "{what}: {:?} CPU per run (mean of {n})",
+            (cpu() - start) / n
+        );
+    }
     c.bench_function("inventory_64_disks_16_nics_100_sensors", |b| {
         b.iter(|| inventory::collect_with(&root, &opts))
     });
