@@ -1,0 +1,52 @@
+//! Full Overview frame at 120×40 on ratatui's `TestBackend` (target: p99 < 1 ms).
+//!
+//! `cargo bench -p nodus-console --bench render`. Besides criterion's estimate it
+//! prints p50/p99 of its own per-frame timings, since the target is a tail.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nodus_console::app::App;
+use nodus_console::model::Inventory;
+use nodus_console::theme::{Capabilities, Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn app() -> App {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inventory.json");
+    let inv = Inventory::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    App::new(nodus_console::demo::model(inv), false)
+}
+
+fn overview(c: &mut Criterion) {
+    let app = app();
+    let theme = Theme::new(Capabilities::FULL);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    // Each draw diffs against the previous buffer like a real terminal; clearing
+    // first makes every frame a full repaint, the worst case.
+    let frame = |t: &mut Terminal<TestBackend>| {
+        t.clear().unwrap();
+        t.draw(|f| nodus_console::view::render(&app, &theme, f))
+            .unwrap();
+    };
+    let mut samples: Vec<u128> = (0..5_000)
+        .map(|_| {
+            let start = Instant::now();
+            frame(&mut terminal);
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    samples.sort_unstable();
+    let pct = |p: usize| samples[samples.len() * p / 100] as f64 / 1_000.0;
+    println!(
+        "overview 120x40 full frame: p50 {:.1} µs, p99 {:.1} µs over {} frames",
+        pct(50),
+        pct(99),
+        samples.len()
+    );
+    c.bench_function("overview_120x40", |b| b.iter(|| frame(&mut terminal)));
+}
+
+criterion_group!(benches, overview);
+criterion_main!(benches);

@@ -1,0 +1,309 @@
+//! The console's core, sans-IO: keys and model updates in, effects and a dirty
+//! flag out. The terminal loop (`term.rs`) owns the clock and the terminal.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::keymap::{self, Action};
+use crate::model::{Model, Update};
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Screen {
+    /// Node summary.
+    #[default]
+    Overview,
+    /// Disks, NICs, sensors.
+    Hardware,
+    /// Capacity units.
+    Capacity,
+    /// Power draw.
+    Power,
+    /// Stake on the chain.
+    Stake,
+    /// Events and logs.
+    Events,
+}
+
+impl Screen {
+    /// Every screen, in tab order.
+    pub const ALL: [Screen; 6] = [
+        Screen::Overview,
+        Screen::Hardware,
+        Screen::Capacity,
+        Screen::Power,
+        Screen::Stake,
+        Screen::Events,
+    ];
+
+    /// Tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Overview => "Overview",
+            Screen::Hardware => "Hardware",
+            Screen::Capacity => "Capacity",
+            Screen::Power => "Power",
+            Screen::Stake => "Stake",
+            Screen::Events => "Events",
+        }
+    }
+
+    fn index(self) -> usize {
+        Screen::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// What the loop must do after a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Leave the console.
+    Quit,
+    /// Ring the terminal bell (a refused key).
+    Bell,
+}
+
+/// Where typed keys go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    /// Keys are commands.
+    Normal,
+    /// Keys edit the filter.
+    Filter,
+}
+
+/// Console state: the model plus what the operator is looking at.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The live model.
+    pub model: Model,
+    /// The model as it was when the display was frozen (Ctrl-Z).
+    pub frozen: Option<Model>,
+    /// The screen shown.
+    pub screen: Screen,
+    /// Help overlay open.
+    pub help: bool,
+    /// Key input mode.
+    pub input: InputMode,
+    /// Filter text (case-insensitive substring).
+    pub filter: String,
+    /// Events: stick to the newest.
+    pub follow: bool,
+    /// Scroll offset of the current list, lines from the top.
+    pub scroll: usize,
+    /// On the node's own screen: `q` does not quit.
+    pub on_node: bool,
+    /// A short message for the status line.
+    pub notice: Option<String>,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+}
+
+impl App {
+    /// A console over `model`.
+    pub fn new(model: Model, on_node: bool) -> Self {
+        App {
+            model,
+            frozen: None,
+            screen: Screen::Overview,
+            help: false,
+            input: InputMode::Normal,
+            filter: String::new(),
+            follow: true,
+            scroll: 0,
+            on_node,
+            notice: None,
+            dirty: true,
+        }
+    }
+
+    /// The model to draw: the frozen copy while frozen.
+    pub fn view(&self) -> &Model {
+        self.frozen.as_ref().unwrap_or(&self.model)
+    }
+
+    /// Applies a data-source update. A frozen display stays as it is.
+    pub fn handle_update(&mut self, update: Update) {
+        self.model.apply(update);
+        if self.frozen.is_none() {
+            self.dirty = true;
+        }
+    }
+
+    /// Handles one key.
+    pub fn handle_key(&mut self, ev: KeyEvent) -> Vec<Effect> {
+        if ev.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        self.dirty = true;
+        if self.input == InputMode::Filter {
+            self.filter_key(ev);
+            return Vec::new();
+        }
+        if self.help && matches!(ev.code, KeyCode::Esc) {
+            self.help = false;
+            return Vec::new();
+        }
+        let Some(action) = keymap::lookup(&ev, self.screen, self.on_node) else {
+            if ev.code == KeyCode::Char('q') && self.on_node {
+                self.notice = Some("this console runs on the node's screen and cannot quit".into());
+                return vec![Effect::Bell];
+            }
+            if ev.code == KeyCode::Esc && !self.filter.is_empty() {
+                self.filter.clear();
+                self.scroll = 0;
+            }
+            return Vec::new();
+        };
+        self.notice = None;
+        match action {
+            Action::Goto(s) => self.goto(s),
+            Action::NextScreen => {
+                self.goto(Screen::ALL[(self.screen.index() + 1) % Screen::ALL.len()])
+            }
+            Action::PrevScreen => self.goto(
+                Screen::ALL[(self.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()],
+            ),
+            Action::Up => {
+                self.scroll = self.scroll.saturating_sub(1);
+                if self.screen == Screen::Events {
+                    self.follow = false;
+                }
+            }
+            Action::Down => self.scroll = self.scroll.saturating_add(1),
+            Action::Filter => self.input = InputMode::Filter,
+            Action::ToggleFollow => self.follow = !self.follow,
+            Action::Freeze => {
+                self.frozen = match self.frozen.take() {
+                    Some(_) => None,
+                    None => Some(self.model.clone()),
+                }
+            }
+            Action::Help => self.help = !self.help,
+            Action::Quit => return vec![Effect::Quit],
+        }
+        Vec::new()
+    }
+
+    fn goto(&mut self, s: Screen) {
+        if s != self.screen {
+            self.screen = s;
+            self.scroll = 0;
+        }
+        self.help = false;
+    }
+
+    fn filter_key(&mut self, ev: KeyEvent) {
+        match ev.code {
+            KeyCode::Enter => self.input = InputMode::Normal,
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.input = InputMode::Normal;
+            }
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(ch) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.filter.push(ch)
+            }
+            _ => {}
+        }
+        self.scroll = 0;
+    }
+
+    /// Whether `text` passes the filter.
+    pub fn matches_filter(&self, text: &str) -> bool {
+        self.filter.is_empty() || text.to_lowercase().contains(&self.filter.to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn every_digit_and_f_key_reaches_its_screen() {
+        for (i, s) in Screen::ALL.iter().enumerate() {
+            let n = u8::try_from(i + 1).unwrap();
+            let mut app = App::new(Model::default(), false);
+            app.screen = Screen::Stake;
+            app.handle_key(key(KeyCode::Char(char::from(b'0' + n))));
+            assert_eq!(app.screen, *s);
+            app.screen = Screen::Stake;
+            app.handle_key(key(KeyCode::F(n)));
+            assert_eq!(app.screen, *s);
+        }
+    }
+
+    #[test]
+    fn vim_and_arrow_keys_agree() {
+        let mut a = App::new(Model::default(), false);
+        let mut b = App::new(Model::default(), false);
+        a.handle_key(key(KeyCode::Right));
+        b.handle_key(key(KeyCode::Char('l')));
+        assert_eq!((a.screen, b.screen), (Screen::Hardware, Screen::Hardware));
+        a.handle_key(key(KeyCode::Down));
+        b.handle_key(key(KeyCode::Char('j')));
+        assert_eq!((a.scroll, b.scroll), (1, 1));
+        a.handle_key(key(KeyCode::Left));
+        b.handle_key(key(KeyCode::Char('h')));
+        assert_eq!((a.screen, b.screen), (Screen::Overview, Screen::Overview));
+    }
+
+    #[test]
+    fn q_quits_except_on_node() {
+        let mut app = App::new(Model::default(), false);
+        assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![Effect::Quit]);
+        let mut app = App::new(Model::default(), true);
+        assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![Effect::Bell]);
+        assert!(app.notice.is_some());
+    }
+
+    #[test]
+    fn filter_input_takes_every_character() {
+        let mut app = App::new(Model::default(), false);
+        app.handle_key(key(KeyCode::Char('6')));
+        app.handle_key(key(KeyCode::Char('/')));
+        for ch in "sdq1".chars() {
+            app.handle_key(key(KeyCode::Char(ch)));
+        }
+        // `q` and `1` went into the filter: no quit, no screen change.
+        assert_eq!(app.filter, "sdq1");
+        assert_eq!(app.screen, Screen::Events);
+        app.handle_key(key(KeyCode::Backspace));
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.filter, "sdq");
+        assert_eq!(app.input, InputMode::Normal);
+        assert!(app.matches_filter("disk SDQ failing"));
+        assert!(!app.matches_filter("nic eth0"));
+        app.handle_key(key(KeyCode::Char('/')));
+        app.handle_key(key(KeyCode::Esc));
+        assert!(app.filter.is_empty());
+    }
+
+    #[test]
+    fn ctrl_z_freezes_the_display() {
+        let mut app = App::new(Model::default(), false);
+        app.handle_key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
+        app.dirty = false;
+        app.handle_update(Update::Clock(1_000));
+        assert!(!app.dirty);
+        assert_eq!(app.view().now_unix_s, 0);
+        assert_eq!(app.model.now_unix_s, 1_000);
+        app.handle_key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
+        assert_eq!(app.view().now_unix_s, 1_000);
+    }
+
+    #[test]
+    fn follow_toggles_only_on_events() {
+        let mut app = App::new(Model::default(), false);
+        app.handle_key(key(KeyCode::Char('f')));
+        assert!(app.follow);
+        app.handle_key(key(KeyCode::F(6)));
+        app.handle_key(key(KeyCode::Char('f')));
+        assert!(!app.follow);
+    }
+}

@@ -1,0 +1,240 @@
+//! One keymap table drives key dispatch, the footer and the `?` help, so the three
+//! can never disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::app::Screen;
+
+/// What a key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Show a screen.
+    Goto(Screen),
+    /// Next screen.
+    NextScreen,
+    /// Previous screen.
+    PrevScreen,
+    /// Scroll the current list up one line.
+    Up,
+    /// Scroll the current list down one line.
+    Down,
+    /// Start typing a filter.
+    Filter,
+    /// Events: follow the newest or pause.
+    ToggleFollow,
+    /// Freeze or thaw the display.
+    Freeze,
+    /// Open or close help.
+    Help,
+    /// Quit (not on the node's own screen).
+    Quit,
+}
+
+/// A key a binding answers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key.
+    pub code: KeyCode,
+    /// Exactly these modifiers (Shift is ignored for characters).
+    pub ctrl: bool,
+}
+
+const fn k(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+
+const fn c(ch: char) -> Key {
+    Key {
+        code: KeyCode::Char(ch),
+        ctrl: false,
+    }
+}
+
+/// Where a binding is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everywhere.
+    Global,
+    /// Only on this screen.
+    On(Screen),
+    /// Everywhere except on the node's own screen console.
+    OffNode,
+}
+
+/// One row of the keymap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// The keys, first one is the main one.
+    pub keys: &'static [Key],
+    /// How the footer and help name the keys.
+    pub label: &'static str,
+    /// Short description for the footer; empty where the tab bar already names it.
+    pub short: &'static str,
+    /// Description for help.
+    pub help: &'static str,
+    /// What it does.
+    pub action: Action,
+    /// Where it works.
+    pub scope: Scope,
+}
+
+/// The keymap.
+pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[c('1'), k(KeyCode::F(1))],
+        label: "1",
+        short: "",
+        help: "Overview (also F1)",
+        action: Action::Goto(Screen::Overview),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('2'), k(KeyCode::F(2))],
+        label: "2",
+        short: "",
+        help: "Hardware: disks, NICs, sensors (also F2)",
+        action: Action::Goto(Screen::Hardware),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('3'), k(KeyCode::F(3))],
+        label: "3",
+        short: "",
+        help: "Capacity: CRU, MRU, SRU, HRU (also F3)",
+        action: Action::Goto(Screen::Capacity),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('4'), k(KeyCode::F(4))],
+        label: "4",
+        short: "",
+        help: "Power: watts, last hour, energy today (also F4)",
+        action: Action::Goto(Screen::Power),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('5'), k(KeyCode::F(5))],
+        label: "5",
+        short: "",
+        help: "Stake: balance, bonded, rewards (also F5)",
+        action: Action::Goto(Screen::Stake),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('6'), k(KeyCode::F(6))],
+        label: "6",
+        short: "",
+        help: "Events and logs (also F6)",
+        action: Action::Goto(Screen::Events),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[k(KeyCode::Left), c('h'), k(KeyCode::BackTab)],
+        label: "←h",
+        short: "prev",
+        help: "Previous screen (←, h, Shift-Tab)",
+        action: Action::PrevScreen,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[k(KeyCode::Right), c('l'), k(KeyCode::Tab)],
+        label: "→l",
+        short: "next",
+        help: "Next screen (→, l, Tab)",
+        action: Action::NextScreen,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[k(KeyCode::Up), c('k')],
+        label: "↑k",
+        short: "up",
+        help: "Scroll up (↑, k)",
+        action: Action::Up,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[k(KeyCode::Down), c('j')],
+        label: "↓j",
+        short: "down",
+        help: "Scroll down (↓, j)",
+        action: Action::Down,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('/')],
+        label: "/",
+        short: "filter",
+        help: "Filter the lists on this screen",
+        action: Action::Filter,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('f'), c(' ')],
+        label: "f",
+        short: "follow",
+        help: "Follow new events, or pause (f, Space)",
+        action: Action::ToggleFollow,
+        scope: Scope::On(Screen::Events),
+    },
+    Binding {
+        keys: &[Key {
+            code: KeyCode::Char('z'),
+            ctrl: true,
+        }],
+        label: "^Z",
+        short: "freeze",
+        help: "Freeze the display (Ctrl-Z again to thaw)",
+        action: Action::Freeze,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('?')],
+        label: "?",
+        short: "help",
+        help: "This help (Esc or ? closes it)",
+        action: Action::Help,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('q')],
+        label: "q",
+        short: "quit",
+        help: "Quit the console",
+        action: Action::Quit,
+        scope: Scope::OffNode,
+    },
+];
+
+impl Binding {
+    /// Whether the binding is active on `screen`.
+    pub fn active(&self, screen: Screen, on_node: bool) -> bool {
+        match self.scope {
+            Scope::Global => true,
+            Scope::On(s) => s == screen,
+            Scope::OffNode => !on_node,
+        }
+    }
+
+    fn matches(&self, ev: &KeyEvent) -> bool {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        self.keys
+            .iter()
+            .any(|key| key.code == ev.code && key.ctrl == ctrl)
+    }
+}
+
+/// The bindings active on `screen`, in table order: the footer and help both
+/// list exactly these.
+pub fn active(screen: Screen, on_node: bool) -> impl Iterator<Item = &'static Binding> {
+    KEYMAP.iter().filter(move |b| b.active(screen, on_node))
+}
+
+/// The action of a key on `screen`, if any.
+pub fn lookup(ev: &KeyEvent, screen: Screen, on_node: bool) -> Option<Action> {
+    active(screen, on_node)
+        .find(|b| b.matches(ev))
+        .map(|b| b.action)
+}
+
+/// Footer and help of filter input, where keys type text.
+pub const FILTER_KEYS: &[(&str, &str)] = &[("Enter", "apply"), ("Esc", "clear"), ("⌫", "delete")];
