@@ -52,6 +52,9 @@ pub enum KindSource {
     Transport,
     /// SMART's rotation rate.
     SmartRotationRate,
+    /// The device's Block Device Characteristics VPD page (0xB1) rotation rate,
+    /// read from sysfs when smartctl did not answer.
+    VpdRotationRate,
     /// The kernel's rotational flag, on a transport where it is trustworthy.
     Rotational,
     /// The rotational flag exists but is not trusted on this transport.
@@ -270,6 +273,9 @@ pub struct Evidence<'a> {
     pub raid_volume: bool,
     /// SMART rotation rate.
     pub rotation_rate: Option<u32>,
+    /// MEDIUM ROTATION RATE from VPD page 0xB1 (SBC-4 §6.6.2): 1 = non-rotating,
+    /// 0x0401..=0xFFFE = nominal rpm; `None` when absent or "not reported" (0).
+    pub vpd_rotation_rate: Option<u32>,
 }
 
 /// The decided kind, its source and a human reason.
@@ -334,6 +340,26 @@ pub fn decide(ev: &Evidence<'_>, profile: &DiskProfile, store: Option<&Store>) -
         }
         _ => {}
     }
+    // The device's own statement of its medium, independent of the kernel's
+    // default-to-rotational flag. A RAID volume's page describes the controller's
+    // emulation, so only its "non-rotating" is believed, as with its flag.
+    match ev.vpd_rotation_rate {
+        Some(1) => {
+            return d(
+                DiskKind::Ssd,
+                KindSource::VpdRotationRate,
+                "VPD 0xB1: non-rotating medium",
+            );
+        }
+        Some(rpm @ 0x0401..=0xfffe) if !ev.raid_volume => {
+            return d(
+                DiskKind::Hdd,
+                KindSource::VpdRotationRate,
+                format!("VPD 0xB1: {rpm} rpm"),
+            );
+        }
+        _ => {}
+    }
     let Some(rot) = ev.rotational else {
         return d(DiskKind::Unknown, KindSource::None, "no rotational flag");
     };
@@ -368,7 +394,38 @@ mod tests {
             rotational,
             raid_volume: false,
             rotation_rate: None,
+            vpd_rotation_rate: None,
         }
+    }
+
+    #[test]
+    fn vpd_rotation_rate_classes_virtio_scsi_disks() {
+        let mut e = ev(Transport::Virtio, Some(true));
+        e.vpd_rotation_rate = Some(7200);
+        let got = decide(&e, &DiskProfile::default(), None);
+        assert_eq!(
+            (got.kind, got.source),
+            (DiskKind::Hdd, KindSource::VpdRotationRate)
+        );
+        e.vpd_rotation_rate = Some(1);
+        assert_eq!(
+            decide(&e, &DiskProfile::default(), None).kind,
+            DiskKind::Ssd
+        );
+        // Reserved values say nothing; the untrusted flag rule applies.
+        e.vpd_rotation_rate = Some(0x0200);
+        assert_eq!(
+            decide(&e, &DiskProfile::default(), None).kind,
+            DiskKind::Unknown
+        );
+        // A RAID volume's rpm is the controller's emulation, not the medium.
+        let mut r = ev(Transport::Scsi, Some(true));
+        r.raid_volume = true;
+        r.vpd_rotation_rate = Some(7200);
+        assert_eq!(
+            decide(&r, &DiskProfile::default(), None).kind,
+            DiskKind::Unknown
+        );
     }
 
     #[test]

@@ -502,6 +502,20 @@ fn vpd_pg80_serial(root: &SysRoot, rel: &str) -> Result<Option<String>, ReadErro
     Ok((!s.is_empty()).then_some(s))
 }
 
+/// MEDIUM ROTATION RATE from the Block Device Characteristics VPD page (0xB1),
+/// which the kernel exposes as `device/vpd_pgb1` for SCSI and libata disks: bytes
+/// 4–5, big-endian (SBC-4 §6.6.2). 0 ("not reported") and a missing page give `None`.
+fn vpd_rotation_rate(root: &SysRoot, name: &str) -> Option<u32> {
+    let bytes = root
+        .read_bytes(&format!("sys/block/{name}/device/vpd_pgb1"))
+        .ok()?;
+    if bytes.len() < 6 || bytes[1] != 0xb1 {
+        return None;
+    }
+    let rate = u32::from(u16::from_be_bytes([bytes[4], bytes[5]]));
+    (rate != 0).then_some(rate)
+}
+
 fn clean(s: String) -> Option<String> {
     let t = s.trim().trim_matches('\0').trim();
     (!t.is_empty() && !crate::inventory::dmi_placeholder(t)).then(|| t.to_owned())
@@ -758,6 +772,7 @@ pub fn collect(root: &SysRoot, opts: &Options, gaps: &mut Gaps) -> Vec<Disk> {
                 rotational: d.rotational,
                 raid_volume: d.raid_volume,
                 rotation_rate: d.smart.rotation_rate,
+                vpd_rotation_rate: vpd_rotation_rate(root, &d.name),
             },
             &opts.profile,
             store.as_ref(),
