@@ -7,6 +7,7 @@
 //!
 //! It deliberately has no user interface: the console renders what the agent serves.
 
+pub mod api;
 pub mod capacity;
 pub mod cli;
 pub mod disks;

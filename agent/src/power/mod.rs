@@ -22,6 +22,7 @@ use crate::{
 };
 
 pub mod dcmi;
+pub mod logind;
 pub mod power_supply;
 pub mod rapl;
 
