@@ -8,6 +8,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -21,7 +22,7 @@ use futures_util::StreamExt;
 use nodus_agent::{
     api::dbus::{
         BUS_NAME, BusChoice, DbusError, DbusService, DbusState, IdentifyFailed, IdentifyHook,
-        OBJECT_PATH,
+        OBJECT_PATH, SYSTEM_BUS_POLICY,
     },
     capacity::Capacity,
     hal::SysRoot,
@@ -73,6 +74,62 @@ impl PrivateBus {
             .unwrap();
         // The daemon prints its address once it listens: reading that line is the
         // readiness signal.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().to_owned();
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {line:?}");
+        Self {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
+
+    /// A bus with the system bus's deny-by-default rules plus our
+    /// [`SYSTEM_BUS_POLICY`], reachable by every user.
+    fn start_system_like() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.path().join("org.nodus.Agent1.conf"), SYSTEM_BUS_POLICY).unwrap();
+        let config = dir.path().join("bus.conf");
+        // The default policy of Debian's system.conf, reduced to what matters here.
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path={dir}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus"/>
+  </policy>
+  <include>{dir}/org.nodus.Agent1.conf</include>
+</busconfig>
+"#,
+                dir = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .args(["--nofork", "--print-address"])
+            .arg(format!("--config-file={}", config.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -355,6 +412,99 @@ async fn identify_hook_failure_reaches_the_caller_and_second_agent_is_refused() 
         second.err()
     );
     first.stop().await.unwrap();
+}
+
+/// busctl as `nobody`, who is neither root nor in the `nodus` group.
+async fn busctl_as_nobody(address: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "busctl"])
+        .arg(format!("--address={address}"))
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_bus_policy_lets_root_own_everyone_read_and_only_operators_identify() {
+    if let Some(why) = tools_missing() {
+        println!("{why}");
+        return;
+    }
+    if !have("setpriv") || !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root and `setpriv` to act as another user");
+        return;
+    }
+    let bus = PrivateBus::start_system_like();
+    let root = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hook: IdentifyHook = {
+        let calls = calls.clone();
+        Arc::new(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    // Root may own the name under the policy.
+    let handle = DbusService::start(
+        bus.address.parse().unwrap(),
+        state(root.path(), Health::default(), None),
+        hook,
+    )
+    .await
+    .unwrap();
+
+    let read = busctl_as_nobody(
+        &bus.address,
+        &[
+            "get-property",
+            BUS_NAME,
+            OBJECT_PATH,
+            "org.nodus.Agent1",
+            "Mode",
+        ],
+    )
+    .await;
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        r#"s "managed""#
+    );
+
+    let identify = busctl_as_nobody(
+        &bus.address,
+        &[
+            "call",
+            BUS_NAME,
+            OBJECT_PATH,
+            "org.nodus.Agent1",
+            "Identify",
+        ],
+    )
+    .await;
+    assert!(!identify.status.success());
+    let err = String::from_utf8_lossy(&identify.stderr);
+    assert!(err.contains("denied") || err.contains("Access"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // Root is an operator.
+    busctl(
+        &bus.address,
+        &[
+            "call",
+            BUS_NAME,
+            OBJECT_PATH,
+            "org.nodus.Agent1",
+            "Identify",
+        ],
+    )
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    handle.stop().await.unwrap();
 }
 
 /// A stand-in for systemd-logind's manager that records the calls it gets.
