@@ -30,6 +30,24 @@ fn overview(c: &mut Criterion) {
         t.draw(|f| nodus_console::view::render(&app, &theme, f))
             .unwrap();
     };
+    let draw = |t: &mut Terminal<TestBackend>| {
+        t.draw(|f| nodus_console::view::render(&app, &theme, f))
+            .unwrap();
+    };
+    let mut diffed: Vec<u128> = (0..5_000)
+        .map(|_| {
+            let start = Instant::now();
+            draw(&mut terminal);
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    diffed.sort_unstable();
+    let p = |v: &[u128], p: usize| v[v.len() * p / 100] as f64 / 1_000.0;
+    println!(
+        "overview 120x40 draw (diff against previous frame): p50 {:.1} µs, p99 {:.1} µs",
+        p(&diffed, 50),
+        p(&diffed, 99)
+    );
     let mut samples: Vec<u128> = (0..5_000)
         .map(|_| {
             let start = Instant::now();
@@ -38,14 +56,17 @@ fn overview(c: &mut Criterion) {
         })
         .collect();
     samples.sort_unstable();
-    let pct = |p: usize| samples[samples.len() * p / 100] as f64 / 1_000.0;
+    let pct = |q: usize| p(&samples, q);
     println!(
         "overview 120x40 full frame: p50 {:.1} µs, p99 {:.1} µs over {} frames",
         pct(50),
         pct(99),
         samples.len()
     );
-    c.bench_function("overview_120x40", |b| b.iter(|| frame(&mut terminal)));
+    c.bench_function("overview_120x40_repaint", |b| {
+        b.iter(|| frame(&mut terminal))
+    });
+    c.bench_function("overview_120x40_draw", |b| b.iter(|| draw(&mut terminal)));
 }
 
 criterion_group!(benches, overview);
