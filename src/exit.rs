@@ -49,12 +49,27 @@ impl Exit {
             {
                 return Exit::NotFound;
             }
+            if let Some(nodus_netboot::cli::Error::Config(c)) =
+                cause.downcast_ref::<nodus_netboot::cli::Error>()
+            {
+                return Self::of_netboot_config(c);
+            }
+            if let Some(c) = cause.downcast_ref::<nodus_netboot::config::ConfigError>() {
+                return Self::of_netboot_config(c);
+            }
         }
         Exit::Failure
     }
 }
 
 impl Exit {
+    fn of_netboot_config(c: &nodus_netboot::config::ConfigError) -> Self {
+        match c {
+            nodus_netboot::config::ConfigError::Read { .. } => Exit::NotFound,
+            _ => Exit::BadInput,
+        }
+    }
+
     fn of_keystore(e: &nodus_identity::KeystoreError) -> Self {
         use nodus_identity::KeystoreError;
         match e {

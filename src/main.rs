@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         cmd: nodus_agent::cli::Command,
     },
+    /// Network boot server: DHCP/proxyDHCP, TFTP, HTTP boot, signed images.
+    Netboot {
+        #[command(subcommand)]
+        cmd: nodus_netboot::cli::Command,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -72,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Id { cmd } => cmd.run(cli.json)?,
         Command::Agent { cmd } => cmd.run(cli.json)?,
+        Command::Netboot { cmd } => cmd.run(cli.json)?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "nodus", &mut std::io::stdout());
         }
