@@ -96,7 +96,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
 fn header(ctx: &Ctx<'_>) -> Line<'static> {
     let m = ctx.app.view();
     let t = ctx.theme;
-    let id = if ctx.size == Size::Small {
+    // Below 120 columns the full id would push the link state off the line.
+    let id = if ctx.size < Size::Large {
         format::short_id(&m.facts.node_id)
     } else {
         m.facts.node_id.clone()
@@ -208,7 +209,15 @@ fn footer(app: &App, t: &Theme, width: u16) -> Line<'static> {
     }
     let full: usize = keys
         .iter()
-        .map(|(k, d)| k.chars().count() + d.chars().count() + 2)
+        .map(|(k, d)| {
+            k.chars().count()
+                + 1
+                + if d.is_empty() {
+                    0
+                } else {
+                    d.chars().count() + 1
+                }
+        })
         .sum();
     let with_words = full
         + spans
