@@ -472,11 +472,7 @@ mod tests {
         write(d, &format!("{h}/name"), "junk\n");
         std::fs::write(d.join(h).join("temp1_input"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
         write(d, &format!("{h}/temp2_input"), "NaN\n");
-        write(
-            d,
-            &format!("{h}/temp3_input"),
-            "2000000000000000000000\n",
-        );
+        write(d, &format!("{h}/temp3_input"), "2000000000000000000000\n");
         std::fs::create_dir_all(d.join(h).join("temp4_input")).unwrap();
         link(d, &format!("{h}/device"), "../../../nowhere");
         link(d, "sys/class/hwmon/hwmon1", "hwmon1");
