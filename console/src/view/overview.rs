@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Ctx, Size, format, glyph, kv, kv_level, section};
 use crate::model::{Level, StakeStatus};
@@ -140,6 +140,11 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
                 })
                 .collect()
         };
-        frame.render_widget(Paragraph::new(findings).block(section(t, "Alerts")), right);
+        frame.render_widget(
+            Paragraph::new(findings)
+                .wrap(Wrap { trim: false })
+                .block(section(t, "Alerts")),
+            right,
+        );
     }
 }
