@@ -44,6 +44,8 @@ enum Command {
         #[command(subcommand)]
         cmd: nodus_agent::cli::Command,
     },
+    /// The terminal dashboard, local or remote (`--demo FILE` renders an inventory JSON).
+    Console(nodus_console::cli::Args),
     /// Network boot server: DHCP/proxyDHCP, TFTP, HTTP boot, signed images.
     Netboot {
         #[command(subcommand)]
@@ -78,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id { cmd } => cmd.run(cli.json)?,
         Command::Agent { cmd } => cmd.run(cli.json)?,
         Command::Netboot { cmd } => cmd.run(cli.json)?,
+        Command::Console(args) => args.run()?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "nodus", &mut std::io::stdout());
         }
