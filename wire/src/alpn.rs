@@ -17,6 +17,10 @@ pub enum Alpn {
     Chain,
     /// The workload protocol: tenants managing their own workloads on a node.
     Workload,
+    /// Grant presentation: a key the node does not know yet offers the owner-signed
+    /// grant that names it, and nothing else. Kept apart from the console protocol
+    /// so that an unknown key never reaches a console handler.
+    Grant,
 }
 
 /// An ALPN identifier that is not one of [`Alpn`]'s.
@@ -26,7 +30,7 @@ pub struct UnknownAlpn(pub String);
 
 impl Alpn {
     /// Every protocol, in a fixed order.
-    pub const ALL: [Alpn; 3] = [Alpn::Console, Alpn::Chain, Alpn::Workload];
+    pub const ALL: [Alpn; 4] = [Alpn::Console, Alpn::Chain, Alpn::Workload, Alpn::Grant];
 
     /// The identifier sent in the TLS ALPN extension.
     pub const fn as_bytes(self) -> &'static [u8] {
@@ -39,6 +43,7 @@ impl Alpn {
             Alpn::Console => "nodus/console/1",
             Alpn::Chain => "nodus/chain/1",
             Alpn::Workload => "nodus/workload/1",
+            Alpn::Grant => "nodus/grant/1",
         }
     }
 

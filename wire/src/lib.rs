@@ -9,12 +9,14 @@
 //!   ed25519 public keys (RFC 7250). The client pins the server's key; the server
 //!   asks an [`Authorizer`] about every client key and refuses unknown ones inside
 //!   the handshake. No session resumption and no 0-RTT.
-//! - **ALPN routing** ([`Alpn`]): `nodus/console/1`, `nodus/chain/1`,
+//! - **ALPN routing** ([`Alpn`]): `nodus/console/1`, `nodus/grant/1`, `nodus/chain/1`,
 //!   `nodus/workload/1`; a [`Server`] hands each connection to the handler of its
 //!   protocol, and unknown protocols fail the handshake.
 //! - **Local transport** ([`unix`]): the same frames over a Unix socket, with the
 //!   peer's role derived from its kernel credentials (`SO_PEERCRED`).
 //! - **Roles** ([`Role`]) as the console protocol carries them.
+//! - **The console protocol** ([`console`]): its message types, shared by the
+//!   agent and every console.
 //!
 //! It deliberately holds **no business logic**: it does not know what a console
 //! request means, does not read grants or chains (an [`Authorizer`] or
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod alpn;
+pub mod console;
 pub mod frame;
 pub mod framed;
 pub mod message;
