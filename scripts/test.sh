@@ -41,6 +41,9 @@ for entry in "${packages[@]}"; do
 done
 # netboot serves Debian's iPXE binaries over TFTP; the package has no command.
 [ -e /usr/lib/ipxe/undionly.kpxe ] || missing+=("ipxe")
+# The PXE tests boot QEMU through the virtio NIC's iPXE ROM and through OVMF's PXE.
+[ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || missing+=("ipxe-qemu")
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing+=("ovmf")
 # Debian's qemu-system-x86 replaces the preinstalled qemu-utils; install both together.
 case " ${missing[*]-} " in *" qemu-system-x86 "*) missing+=("qemu-utils") ;; esac
 if [ "${#missing[@]}" -gt 0 ]; then
