@@ -55,9 +55,11 @@
 //! assert_eq!(outcome.next_validators.total_power(), 100);
 //! ```
 
+pub mod consensus;
 pub mod genesis;
 pub mod signature;
 pub mod state;
+pub mod storage;
 
 pub use genesis::{Genesis, GenesisError};
 pub use state::tx::{SignedTx, Tx, TxBody, TxError, TxStatus};

@@ -1,0 +1,1190 @@
+//! [`Engine`]: one validator's consensus, sans-IO, around malachite.
+//!
+//! The host (a tokio/QUIC node, or the simulator) owns the sockets and the clock.
+//! It calls [`Engine::handle`] with the current time and one [`Input`], and gets
+//! back the [`Output`]s to carry out, in order. Between inputs it sleeps until
+//! [`Engine::next_deadline`] and then calls `handle(now, Input::Tick)`.
+//!
+//! ```text
+//!   host                                   Engine
+//!   ────                                   ──────
+//!   Engine::open(genesis, key, store, cfg)
+//!   engine.start(now)                ──►   restores the last committed block,
+//!                                          replays the WAL of the height in progress
+//!   peer frame → Input::Message      ──►   Output::Broadcast / Output::Send
+//!   sleep until next_deadline()
+//!          → Input::Tick             ──►   timeouts fire
+//!   Output::ProposeRequest           ◄──   we propose this round: host picks txs
+//!          → Input::Propose { txs }  ──►   block built, previewed, proposed
+//!   Output::Decided(block, outcome)  ◄──   committed to the store already
+//!   Output::Evidence(evidence)       ◄──   host submits a ReportEvidence tx
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **No double signing.** Before the engine signs anything it writes a
+//!   [`SignRecord`] through [`Store::record_signed`] (durable when it returns).
+//!   It signs a (height, round, step) slot at most once, and only for one value;
+//!   it never signs a slot below the highest it signed; it never signs at or below
+//!   the last committed height. A restarted engine reads those records back, so a
+//!   crash at any point cannot make it sign a conflicting vote. A refused signature
+//!   is logged and the vote simply not sent.
+//! - **Commit.** A decided block is applied to the state and written with its
+//!   certificate and the new state in one store transaction *before*
+//!   [`Output::Decided`] is returned.
+//! - **WAL.** Every input consensus acts on for the height in progress is appended
+//!   to the store's WAL first; [`Engine::start`] replays it.
+//! - **Determinism.** No clock reads, no randomness, no threads: the same inputs
+//!   at the same times give the same outputs.
+//!
+//! # What the engine checks in a proposed block
+//!
+//! The next height, the parent hash, the proposer (the signer of the proposal),
+//! a time not before the previous block's and at most
+//! [`EngineConfig::max_future_secs`] ahead of `now`, and a state root equal to the
+//! one [`State::preview`] computes. Only then does it vote for it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use malachitebft_core_consensus::{
+    self as mc, ConsensusMsg, Effect, LivenessMsg, LocallyProposedValue, Params, ProposedValue,
+    Resumable, Resume, SignedConsensusMsg, ValuePayload, WalEntry,
+};
+use malachitebft_core_types::{
+    CommitCertificate, NilOrVal, Round, SigningProvider, SigningProviderExt, ThresholdParams,
+    Timeout, TimeoutKind, Validity, ValueOrigin, VoteType,
+};
+use nodus_identity::SecretKey;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use super::context::{Block, BlockHash, Height, NodusContext, ProposedBlock, Signer, Validators};
+use super::message::{CommitCert, CommittedBlock, ConsensusMessage, SignedProposal, SignedVote};
+use crate::genesis::Genesis;
+use crate::state::evidence::Evidence;
+use crate::state::tx::SignedTx;
+use crate::state::{Address, BlockHeader, BlockOutcome, State};
+use crate::storage::{SignRecord, SignStep, Store, StoreError, WalRecord};
+
+/// Milliseconds since the Unix epoch: the engine's only notion of time, always
+/// passed in by the host.
+pub type UnixMillis = u64;
+
+/// Default propose timeout in round 0: long enough for a proposer on a WAN link
+/// to build and ship a block, short enough that a dead proposer costs < 1.5 s.
+pub const DEFAULT_PROPOSE_MS: u64 = 1_000;
+/// Default prevote/precommit timeout in round 0 (waiting for the last votes after
+/// 2/3 of any kind arrived).
+pub const DEFAULT_VOTE_MS: u64 = 500;
+/// Default growth of every timeout per round, so rounds eventually outlast any
+/// message delay (partial synchrony).
+pub const DEFAULT_DELTA_MS: u64 = 250;
+/// Default interval at which a validator re-sends its latest votes (and, as
+/// proposer, its proposal): recovers lost messages.
+pub const DEFAULT_REBROADCAST_MS: u64 = 1_000;
+/// Default pause between a decision and the next height, which is the minimum
+/// block interval (CometBFT's `timeout_commit`). Keeps an idle chain from
+/// spinning empty blocks as fast as the network allows.
+pub const DEFAULT_COMMIT_DELAY_MS: u64 = 200;
+/// Default tolerance for a block time ahead of our clock.
+pub const DEFAULT_MAX_FUTURE_SECS: u64 = 15;
+/// Default wait after first seeing a peer at a higher height before asking it for
+/// blocks: votes for our height may still be on the way.
+pub const DEFAULT_SYNC_DELAY_MS: u64 = 500;
+/// Future-height proposals kept until we get there.
+const MAX_FUTURE_PROPOSALS: usize = 32;
+/// Heights of inputs malachite buffers ahead of its current one.
+const INPUT_QUEUE_HEIGHTS: usize = 2;
+
+/// Timing and limits of the engine. Build it with [`EngineConfig::default`] and
+/// change fields; the node's config file maps onto it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Propose timeout in round 0, ms.
+    pub propose_ms: u64,
+    /// Prevote and precommit timeouts in round 0, ms.
+    pub vote_ms: u64,
+    /// Added to every timeout per round, ms.
+    pub delta_ms: u64,
+    /// Re-send interval of our latest votes, ms.
+    pub rebroadcast_ms: u64,
+    /// Pause after a decision before the next height starts, ms.
+    pub commit_delay_ms: u64,
+    /// How far a block time may be ahead of our clock, seconds.
+    pub max_future_secs: u64,
+    /// Wait before asking a peer that is ahead for blocks, ms (also the retry
+    /// interval).
+    pub sync_delay_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            propose_ms: DEFAULT_PROPOSE_MS,
+            vote_ms: DEFAULT_VOTE_MS,
+            delta_ms: DEFAULT_DELTA_MS,
+            rebroadcast_ms: DEFAULT_REBROADCAST_MS,
+            commit_delay_ms: DEFAULT_COMMIT_DELAY_MS,
+            max_future_secs: DEFAULT_MAX_FUTURE_SECS,
+            sync_delay_ms: DEFAULT_SYNC_DELAY_MS,
+        }
+    }
+}
+
+impl EngineConfig {
+    fn timeout_ms(&self, timeout: &Timeout) -> u64 {
+        let round = timeout.round.as_u32().map_or(0, u64::from);
+        let delta = self.delta_ms.saturating_mul(round);
+        match timeout.kind {
+            TimeoutKind::Propose => self.propose_ms.saturating_add(delta),
+            TimeoutKind::Prevote | TimeoutKind::Precommit => self.vote_ms.saturating_add(delta),
+            TimeoutKind::Rebroadcast => self.rebroadcast_ms.saturating_add(delta),
+        }
+    }
+}
+
+/// Something the host hands the engine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A message from the validator `from` (the peer's authenticated key).
+    Message {
+        /// Who sent it.
+        from: Address,
+        /// What.
+        message: ConsensusMessage,
+    },
+    /// The host's answer to [`Output::ProposeRequest`]: transactions for the
+    /// block (the engine builds the header and the state root).
+    Propose {
+        /// Height from the request.
+        height: u64,
+        /// Round from the request.
+        round: u32,
+        /// Transactions, in order; normally checked with
+        /// [`State::check_txs`](crate::State::check_txs) first (rejected ones are
+        /// carried but change nothing).
+        txs: Vec<SignedTx>,
+    },
+    /// Time passed: fire whatever is due at `now`.
+    Tick,
+}
+
+/// A block the chain decided, already durably committed.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The block and its commit certificate.
+    pub block: CommittedBlock,
+    /// What applying it did (receipts, events, next validators, state root).
+    pub outcome: BlockOutcome,
+}
+
+/// Something the host must do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send to every validator peer.
+    Broadcast(ConsensusMessage),
+    /// Send to one peer.
+    Send {
+        /// The peer's key.
+        to: Address,
+        /// What.
+        message: ConsensusMessage,
+    },
+    /// We propose at (`height`, `round`): answer with [`Input::Propose`] before
+    /// `deadline` (after it the round moves on without our block).
+    ProposeRequest {
+        /// Height.
+        height: u64,
+        /// Round.
+        round: u32,
+        /// When the propose timeout fires.
+        deadline: UnixMillis,
+    },
+    /// A block was decided and committed; drop its transactions from the mempool.
+    Decided(Box<Decided>),
+    /// A validator signed two conflicting votes; submit it in a
+    /// [`TxBody::ReportEvidence`](crate::TxBody::ReportEvidence) transaction.
+    Evidence(Box<Evidence>),
+}
+
+/// Why the engine stopped. All are fatal: restart the engine from its store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Storage failed.
+    #[error("Storage failed")]
+    Store(#[from] StoreError),
+    /// The stored state belongs to another chain.
+    #[error("Store holds chain {found}, genesis says {expected}")]
+    WrongChain {
+        /// From genesis.
+        expected: String,
+        /// From the store.
+        found: String,
+    },
+    /// The validator set for the next height is empty: the chain cannot go on.
+    #[error("No validators for height {0}")]
+    NoValidators(u64),
+}
+
+/// Why a block was not voted for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockInvalid {
+    /// Not the next height.
+    #[error("Height {found}, expected {expected}")]
+    Height {
+        /// The next height.
+        expected: u64,
+        /// The block's.
+        found: u64,
+    },
+    /// Parent hash is not our last block's.
+    #[error("Parent is not the last committed block")]
+    Parent,
+    /// The header's proposer did not sign the proposal.
+    #[error("Header proposer is not the signer")]
+    Proposer,
+    /// Time too far ahead.
+    #[error("Block time {time} is ahead of our clock ({now})")]
+    Future {
+        /// Block time.
+        time: u64,
+        /// Our time, seconds.
+        now: u64,
+    },
+    /// The state machine refused the block.
+    #[error("Block refused: {0}")]
+    Refused(#[from] crate::state::BlockError),
+    /// The root does not match.
+    #[error("State root mismatch")]
+    Root,
+}
+
+/// A block we checked, with the state after it.
+struct Candidate {
+    block: ProposedBlock,
+    result: Result<(State, BlockOutcome), BlockInvalid>,
+}
+
+type MInput = mc::Input<NodusContext>;
+
+/// Everything except malachite's state, so effect handling can borrow it while
+/// malachite's state is borrowed by the coroutine.
+struct Inner<S> {
+    ctx: NodusContext,
+    config: EngineConfig,
+    signer: Signer,
+    address: Address,
+    store: S,
+    now: UnixMillis,
+    /// Committed state (at `height - 1`).
+    state: State,
+    last_hash: BlockHash,
+    /// The height in progress.
+    height: u64,
+    validators: Validators,
+    /// Malachite timers: (kind, round) → deadline.
+    timers: BTreeMap<(u8, i64), (Timeout, UnixMillis)>,
+    /// Signed slots at heights above the committed one.
+    signed: BTreeMap<(u64, u32, SignStep), SignRecord>,
+    /// Inputs queued by effects, processed after the current one.
+    queue: VecDeque<MInput>,
+    outputs: Vec<Output>,
+    replaying: bool,
+    decided: Option<CommitCertificate<NodusContext>>,
+    fatal: Option<StoreError>,
+    candidates: BTreeMap<BlockHash, Candidate>,
+    /// First valid vote seen per (round, type, validator) at the height in
+    /// progress, to spot equivocation.
+    seen_votes: BTreeMap<(u32, u8, Address), SignedVote>,
+    reported: BTreeSet<(Address, u64)>,
+    future_proposals: Vec<(Address, SignedProposal)>,
+    /// When the next height starts (after the commit delay).
+    next_height_at: Option<UnixMillis>,
+    /// A peer ahead of us and when we next ask it for blocks.
+    behind: Option<(Address, UnixMillis)>,
+    /// Our signed proposal for the round in progress, re-sent on rebroadcast.
+    own_proposal: Option<SignedProposal>,
+    /// The last vote we verified ourselves (so malachite's check is free).
+    preverified: Option<SignedVote>,
+}
+
+/// One validator's consensus; see the [module docs](self).
+pub struct Engine<S: Store> {
+    consensus: mc::State<NodusContext>,
+    inner: Inner<S>,
+}
+
+impl<S: Store> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("address", &self.inner.address)
+            .field("height", &self.inner.height)
+            .finish_non_exhaustive()
+    }
+}
+
+fn timer_key(t: &Timeout) -> (u8, i64) {
+    let kind = match t.kind {
+        TimeoutKind::Propose => 0,
+        TimeoutKind::Prevote => 1,
+        TimeoutKind::Precommit => 2,
+        TimeoutKind::Rebroadcast => 3,
+    };
+    (kind, t.round.as_i64())
+}
+
+fn vote_code(t: VoteType) -> u8 {
+    match t {
+        VoteType::Prevote => 0,
+        VoteType::Precommit => 1,
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Opens the engine for validator `key` on the chain of `genesis`, from
+    /// whatever `store` holds (nothing: genesis). Call [`Engine::start`] next.
+    pub fn open(
+        genesis: &Genesis,
+        key: SecretKey,
+        store: S,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let (state, last_hash) = match store.last_committed()? {
+            Some((state, block)) => (state, block.block.hash()),
+            None => (State::from_genesis(genesis), BlockHash::default()),
+        };
+        if state.chain_id() != genesis.chain_id {
+            return Err(EngineError::WrongChain {
+                expected: genesis.chain_id.clone(),
+                found: state.chain_id().to_owned(),
+            });
+        }
+        let signed = store
+            .signed()?
+            .into_iter()
+            .filter(|r| r.height > state.height())
+            .map(|r| (r.slot(), r))
+            .collect();
+        let height = state.height().saturating_add(1);
+        let validators = Validators::from_state(&state.validator_set());
+        if validators.validators.is_empty() {
+            return Err(EngineError::NoValidators(height));
+        }
+        let signer = Signer::new(genesis.chain_id.clone(), key);
+        let address = signer.address();
+        let params = Params {
+            initial_height: Height(height),
+            initial_validator_set: validators.clone(),
+            address,
+            threshold_params: ThresholdParams::default(),
+            // The proposal message carries the whole block; validity comes from
+            // the engine's own check (`ProposalOnly` would mark every block
+            // valid unchecked).
+            value_payload: ValuePayload::ProposalAndParts,
+        };
+        let consensus = mc::State::new(NodusContext, params, INPUT_QUEUE_HEIGHTS);
+        Ok(Self {
+            consensus,
+            inner: Inner {
+                ctx: NodusContext,
+                config,
+                signer,
+                address,
+                store,
+                now: 0,
+                state,
+                last_hash,
+                height,
+                validators,
+                timers: BTreeMap::new(),
+                signed,
+                queue: VecDeque::new(),
+                outputs: Vec::new(),
+                replaying: false,
+                decided: None,
+                fatal: None,
+                candidates: BTreeMap::new(),
+                seen_votes: BTreeMap::new(),
+                reported: BTreeSet::new(),
+                future_proposals: Vec::new(),
+                next_height_at: None,
+                behind: None,
+                own_proposal: None,
+                preverified: None,
+            },
+        })
+    }
+
+    /// Starts consensus at the height after the last committed block and replays
+    /// that height's WAL. Call once, right after [`Engine::open`].
+    pub fn start(&mut self, now: UnixMillis) -> Result<Vec<Output>, EngineError> {
+        self.inner.now = now;
+        self.start_height(true)?;
+        Ok(std::mem::take(&mut self.inner.outputs))
+    }
+
+    /// Handles one input at time `now` (never before the previous call's `now`)
+    /// and returns what to do, in order.
+    pub fn handle(&mut self, now: UnixMillis, input: Input) -> Result<Vec<Output>, EngineError> {
+        self.inner.now = self.inner.now.max(now);
+        match input {
+            Input::Message { from, message } => self.on_message(from, message)?,
+            Input::Propose { height, round, txs } => self.on_propose(height, round, txs)?,
+            Input::Tick => self.on_tick()?,
+        }
+        Ok(std::mem::take(&mut self.inner.outputs))
+    }
+
+    /// When the host must call `handle(_, Input::Tick)` next, if anything is
+    /// scheduled.
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        let timers = self.inner.timers.values().map(|(_, at)| *at);
+        timers
+            .chain(self.inner.next_height_at)
+            .chain(self.inner.behind.map(|(_, at)| at))
+            .min()
+    }
+
+    /// The committed state (after the last decided block).
+    pub fn state(&self) -> &State {
+        &self.inner.state
+    }
+
+    /// The height consensus is working on (last committed + 1).
+    pub fn height(&self) -> u64 {
+        self.inner.height
+    }
+
+    /// The round in progress (0 before the height starts).
+    pub fn round(&self) -> u32 {
+        self.consensus.round().as_u32().unwrap_or(0)
+    }
+
+    /// Hash of the last committed block (zero at genesis).
+    pub fn last_block_hash(&self) -> BlockHash {
+        self.inner.last_hash
+    }
+
+    /// This validator's key.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+
+    /// The store (for reads: blocks, for queries).
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Gives the store back (the engine is done).
+    pub fn into_store(self) -> S {
+        self.inner.store
+    }
+
+    // ----- inputs -----
+
+    fn on_message(&mut self, from: Address, message: ConsensusMessage) -> Result<(), EngineError> {
+        let height = self.inner.height;
+        let msg_height = message.height();
+        match message {
+            ConsensusMessage::SyncRequest { height: h } => {
+                if let Some(block) = self.inner.store.block(h)? {
+                    self.inner.outputs.push(Output::Send {
+                        to: from,
+                        message: ConsensusMessage::SyncResponse(Box::new(block)),
+                    });
+                }
+                return Ok(());
+            }
+            ConsensusMessage::SyncResponse(block) => return self.on_synced_block(*block),
+            _ => {}
+        }
+        if msg_height > height {
+            self.inner.note_ahead(from);
+        }
+        if msg_height < height {
+            return Ok(());
+        }
+        match message {
+            ConsensusMessage::Proposal(p) => {
+                if msg_height > height {
+                    if self.inner.future_proposals.len() < MAX_FUTURE_PROPOSALS {
+                        self.inner.future_proposals.push((from, p));
+                    }
+                    return Ok(());
+                }
+                self.on_proposal(p)?;
+            }
+            ConsensusMessage::Vote(v) => {
+                if msg_height == height {
+                    if !self.inner.check_vote(&v) {
+                        return Ok(());
+                    }
+                    self.inner.preverified = Some(v.clone());
+                }
+                self.run(MInput::Vote(v.into()))?;
+            }
+            ConsensusMessage::Polka(c) => self.run(MInput::PolkaCertificate(c.into()))?,
+            ConsensusMessage::Round(c) => self.run(MInput::RoundCertificate(c.into()))?,
+            ConsensusMessage::SyncRequest { .. } | ConsensusMessage::SyncResponse(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_proposal(&mut self, p: SignedProposal) -> Result<(), EngineError> {
+        let proposal = &p.proposal;
+        // Cheap checks before any block is executed: signed by the key it names,
+        // and that key is a validator.
+        if !self
+            .inner
+            .validators
+            .validators
+            .iter()
+            .any(|v| v.address == proposal.proposer)
+            || !self
+                .inner
+                .signer
+                .verify_signed_proposal(proposal, &p.signature, &proposal.proposer)
+        {
+            debug!(proposer = %proposal.proposer, "dropping proposal with a bad signature");
+            return Ok(());
+        }
+        let proposed = ProposedValue {
+            height: proposal.height,
+            round: proposal.round,
+            valid_round: proposal.pol_round,
+            proposer: proposal.proposer,
+            value: proposal.value.clone(),
+            validity: Validity::from_bool(
+                self.inner
+                    .check_block(&proposal.value, &proposal.proposer)
+                    .is_ok(),
+            ),
+        };
+        self.run(MInput::Proposal(p.into()))?;
+        self.run(MInput::ProposedValue(proposed, ValueOrigin::Consensus))
+    }
+
+    fn on_propose(
+        &mut self,
+        height: u64,
+        round: u32,
+        txs: Vec<SignedTx>,
+    ) -> Result<(), EngineError> {
+        let inner = &mut self.inner;
+        if height != inner.height || Round::new(round) != self.consensus.round() {
+            debug!(height, round, "late block from the host, ignored");
+            return Ok(());
+        }
+        let header = BlockHeader {
+            height,
+            time: (inner.now / 1000).max(inner.state.time()),
+            proposer: inner.address,
+        };
+        let (next, outcome) = match inner.state.preview(&header, &txs) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "own block refused by the state machine");
+                return Ok(());
+            }
+        };
+        let block = ProposedBlock::new(Block {
+            header,
+            parent: inner.last_hash,
+            txs,
+            state_root: outcome.state_root,
+        });
+        inner.candidates.insert(
+            block.hash(),
+            Candidate {
+                block: block.clone(),
+                result: Ok((next, outcome)),
+            },
+        );
+        self.run(MInput::Propose(LocallyProposedValue::new(
+            Height(height),
+            Round::new(round),
+            block,
+        )))
+    }
+
+    fn on_tick(&mut self) -> Result<(), EngineError> {
+        let now = self.inner.now;
+        if self.inner.next_height_at.is_some_and(|at| at <= now) {
+            self.inner.next_height_at = None;
+            self.start_height(false)?;
+        }
+        if let Some((peer, at)) = self.inner.behind
+            && at <= now
+        {
+            self.inner.behind = Some((peer, now.saturating_add(self.inner.config.sync_delay_ms)));
+            self.inner.outputs.push(Output::Send {
+                to: peer,
+                message: ConsensusMessage::SyncRequest {
+                    height: self.inner.height,
+                },
+            });
+        }
+        loop {
+            let due = self
+                .inner
+                .timers
+                .iter()
+                .filter(|(_, (_, at))| *at <= now)
+                .min_by_key(|(k, (_, at))| (*at, **k))
+                .map(|(k, (t, _))| (*k, *t));
+            let Some((key, timeout)) = due else { break };
+            self.inner.timers.remove(&key);
+            if timeout.kind == TimeoutKind::Rebroadcast
+                && let Some(p) = &self.inner.own_proposal
+                && p.proposal.round == self.consensus.round()
+                && p.proposal.height.0 == self.inner.height
+            {
+                self.inner
+                    .outputs
+                    .push(Output::Broadcast(ConsensusMessage::Proposal(p.clone())));
+            }
+            self.run(MInput::TimeoutElapsed(timeout))?;
+        }
+        Ok(())
+    }
+
+    fn on_synced_block(&mut self, cb: CommittedBlock) -> Result<(), EngineError> {
+        let inner = &mut self.inner;
+        if cb.block.header.height != inner.height {
+            return Ok(());
+        }
+        let value = cb.value();
+        if cb.certificate.block != value.hash() || cb.certificate.height.0 != inner.height {
+            return Ok(());
+        }
+        let cert: CommitCertificate<NodusContext> = cb.certificate.clone().into();
+        if let Err(e) = inner.signer.verify_commit_certificate(
+            &inner.ctx,
+            &cert,
+            &inner.validators,
+            ThresholdParams::default(),
+        ) {
+            warn!(error = %e, "synced block with a bad certificate");
+            return Ok(());
+        }
+        let proposer = cb.block.header.proposer;
+        if let Err(e) = inner.check_block(&value, &proposer) {
+            warn!(error = %e, "synced block is invalid");
+            return Ok(());
+        }
+        info!(height = cb.block.header.height, "block synced from a peer");
+        self.commit(cert)?;
+        // Keep asking while the peer is ahead.
+        if let Some((peer, _)) = self.inner.behind {
+            self.inner.behind = Some((peer, self.inner.now));
+        }
+        Ok(())
+    }
+
+    // ----- malachite -----
+
+    /// Runs one input through malachite, then whatever the effects queued.
+    fn run(&mut self, input: MInput) -> Result<(), EngineError> {
+        self.inner.queue.push_back(input);
+        while let Some(input) = self.inner.queue.pop_front() {
+            let inner = &mut self.inner;
+            let result: Result<(), mc::Error<NodusContext>> = mc::process!(
+                input: input,
+                state: &mut self.consensus,
+                metrics: &(),
+                with: effect => inner.on_effect(effect)
+            );
+            if let Err(e) = result {
+                warn!(error = %e, "consensus input aborted");
+            }
+            if let Some(e) = self.inner.fatal.take() {
+                return Err(e.into());
+            }
+            if let Some(cert) = self.inner.decided.take() {
+                self.commit(cert)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies and stores a decided block, reports it, and schedules the next
+    /// height.
+    fn commit(&mut self, cert: CommitCertificate<NodusContext>) -> Result<(), EngineError> {
+        let inner = &mut self.inner;
+        if cert.height.0 != inner.height {
+            return Ok(());
+        }
+        let Some(Candidate {
+            block,
+            result: Ok((state, outcome)),
+        }) = inner.candidates.remove(&cert.value_id)
+        else {
+            // Cannot happen: malachite decides only values we marked valid, and we
+            // mark only candidates we checked. Recover through sync.
+            warn!(
+                height = inner.height,
+                "decided block unknown; waiting for sync"
+            );
+            return Ok(());
+        };
+        let committed = CommittedBlock {
+            block: block.block().clone(),
+            certificate: CommitCert::from(cert),
+        };
+        inner.store.commit(&committed, &state)?;
+        info!(
+            height = inner.height,
+            hash = %block.hash(),
+            txs = committed.block.txs.len(),
+            "committed"
+        );
+        inner.state = state;
+        inner.last_hash = block.hash();
+        inner
+            .signed
+            .retain(|(h, _, _), _| *h > inner.state.height());
+        inner.candidates.clear();
+        inner.own_proposal = None;
+        inner.outputs.push(Output::Decided(Box::new(Decided {
+            block: committed,
+            outcome,
+        })));
+        inner.height = inner.state.height().saturating_add(1);
+        if inner.behind.is_none() && inner.config.commit_delay_ms > 0 {
+            inner.next_height_at = Some(inner.now.saturating_add(inner.config.commit_delay_ms));
+            Ok(())
+        } else {
+            // Catching up: no pause.
+            self.start_height(false)
+        }
+    }
+
+    fn start_height(&mut self, replay_wal: bool) -> Result<(), EngineError> {
+        let inner = &mut self.inner;
+        inner.next_height_at = None;
+        inner.validators = Validators::from_state(&inner.state.validator_set());
+        if inner.validators.validators.is_empty() {
+            return Err(EngineError::NoValidators(inner.height));
+        }
+        inner.timers.clear();
+        inner.seen_votes.clear();
+        inner.candidates.clear();
+        let height = inner.height;
+        let validators = inner.validators.clone();
+        self.run(MInput::StartHeight(Height(height), validators))?;
+        if replay_wal {
+            let records = self.inner.store.wal(height)?;
+            if !records.is_empty() {
+                info!(height, entries = records.len(), "replaying WAL");
+            }
+            self.inner.replaying = true;
+            for record in records {
+                let input = match record {
+                    WalRecord::Proposal(p) => MInput::Proposal(p.into()),
+                    WalRecord::Vote(v) => MInput::Vote(v.into()),
+                    WalRecord::Timeout { kind, round } => {
+                        MInput::TimeoutElapsed(Timeout::new(round, kind))
+                    }
+                    WalRecord::ProposedValue {
+                        round,
+                        valid_round,
+                        proposer,
+                        block,
+                        valid,
+                    } => {
+                        // Recompute the post-state (needed to commit); the
+                        // verdict is the logged one.
+                        let _ = self.inner.check_block(&block, &proposer);
+                        MInput::ProposedValue(
+                            ProposedValue {
+                                height: Height(height),
+                                round,
+                                valid_round,
+                                proposer,
+                                value: block,
+                                validity: Validity::from_bool(valid),
+                            },
+                            ValueOrigin::Consensus,
+                        )
+                    }
+                };
+                let result = self.run(input);
+                if result.is_err() {
+                    self.inner.replaying = false;
+                    return result;
+                }
+                if self.inner.height != height {
+                    break;
+                }
+            }
+            self.inner.replaying = false;
+        }
+        let pending: Vec<_> = std::mem::take(&mut self.inner.future_proposals);
+        for (from, p) in pending {
+            if p.proposal.height.0 == self.inner.height {
+                self.on_proposal(p)?;
+            } else if p.proposal.height.0 > self.inner.height {
+                self.inner.future_proposals.push((from, p));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Store> Inner<S> {
+    fn note_ahead(&mut self, peer: Address) {
+        if self.behind.is_none() {
+            self.behind = Some((peer, self.now.saturating_add(self.config.sync_delay_ms)));
+        }
+    }
+
+    /// Verifies a vote for the height in progress and looks for a conflicting
+    /// one from the same validator. False: drop it.
+    fn check_vote(&mut self, v: &SignedVote) -> bool {
+        let vote = &v.vote;
+        if !self
+            .validators
+            .validators
+            .iter()
+            .any(|x| x.address == vote.validator)
+            || !self
+                .signer
+                .verify_signed_vote(vote, &v.signature, &vote.validator)
+        {
+            return false;
+        }
+        let Some(round) = vote.round.as_u32() else {
+            return false;
+        };
+        let key = (round, vote_code(vote.vote_type), vote.validator);
+        match self.seen_votes.get(&key) {
+            None => {
+                self.seen_votes.insert(key, v.clone());
+            }
+            Some(first) if first.vote.value != vote.value => {
+                if self.reported.insert((vote.validator, vote.height.0)) {
+                    warn!(validator = %vote.validator, height = vote.height.0, "double sign");
+                    self.outputs.push(Output::Evidence(Box::new(Evidence {
+                        first: first.to_evidence(),
+                        second: v.to_evidence(),
+                    })));
+                }
+            }
+            Some(_) => {}
+        }
+        true
+    }
+
+    /// Checks a block proposed by `proposer` for the height in progress (cached
+    /// per block hash).
+    fn check_block(
+        &mut self,
+        block: &ProposedBlock,
+        proposer: &Address,
+    ) -> Result<(), BlockInvalid> {
+        if let Some(c) = self.candidates.get(&block.hash()) {
+            return c.result.as_ref().map(|_| ()).map_err(Clone::clone);
+        }
+        let result = self.execute(block.block(), proposer);
+        if let Err(e) = &result {
+            warn!(error = %e, hash = %block.hash(), "invalid block");
+        }
+        let verdict = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.candidates.insert(
+            block.hash(),
+            Candidate {
+                block: block.clone(),
+                result,
+            },
+        );
+        verdict
+    }
+
+    fn execute(
+        &self,
+        block: &Block,
+        proposer: &Address,
+    ) -> Result<(State, BlockOutcome), BlockInvalid> {
+        let expected = self.height;
+        if block.header.height != expected {
+            return Err(BlockInvalid::Height {
+                expected,
+                found: block.header.height,
+            });
+        }
+        if block.parent != self.last_hash {
+            return Err(BlockInvalid::Parent);
+        }
+        if block.header.proposer != *proposer {
+            return Err(BlockInvalid::Proposer);
+        }
+        let now = self.now / 1000;
+        if block.header.time > now.saturating_add(self.config.max_future_secs) {
+            return Err(BlockInvalid::Future {
+                time: block.header.time,
+                now,
+            });
+        }
+        let (state, outcome) = self.state.preview(&block.header, &block.txs)?;
+        if outcome.state_root != block.state_root {
+            return Err(BlockInvalid::Root);
+        }
+        Ok((state, outcome))
+    }
+
+    /// The double-sign guard: may we sign `record`? Persists it first if so.
+    fn guard(&mut self, record: SignRecord) -> Result<bool, StoreError> {
+        if record.height <= self.state.height() {
+            return Ok(false);
+        }
+        let slot = record.slot();
+        if let Some(existing) = self.signed.get(&slot) {
+            return Ok(existing.value == record.value);
+        }
+        if self
+            .signed
+            .keys()
+            .next_back()
+            .is_some_and(|last| *last > slot)
+        {
+            return Ok(false);
+        }
+        self.store.record_signed(&record)?;
+        self.signed.insert(slot, record);
+        Ok(true)
+    }
+
+    fn wal(&mut self, record: WalRecord) {
+        if self.replaying {
+            return;
+        }
+        if let Err(e) = self.store.wal_append(self.height, &record) {
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn schedule(&mut self, timeout: Timeout) {
+        let at = self.now.saturating_add(self.config.timeout_ms(&timeout));
+        self.timers.insert(timer_key(&timeout), (timeout, at));
+    }
+
+    fn on_effect(
+        &mut self,
+        effect: Effect<NodusContext>,
+    ) -> Result<Resume<NodusContext>, EffectError> {
+        Ok(match effect {
+            Effect::ResetTimeouts(r) => r.resume_with(()),
+            Effect::CancelAllTimeouts(r) => {
+                self.timers.clear();
+                r.resume_with(())
+            }
+            Effect::CancelTimeout(t, r) => {
+                self.timers.remove(&timer_key(&t));
+                r.resume_with(())
+            }
+            Effect::ScheduleTimeout(t, r) => {
+                self.schedule(t);
+                r.resume_with(())
+            }
+            Effect::GetValidatorSet(height, r) => {
+                // We know the set of the height in progress only (the engine's
+                // state is committed up to the height before it).
+                let set = (height.0 == self.state.height().saturating_add(1))
+                    .then(|| Validators::from_state(&self.state.validator_set()));
+                r.resume_with(set)
+            }
+            Effect::StartRound(height, round, proposer, _role, r) => {
+                debug!(height = height.0, round = %round, %proposer, "round");
+                r.resume_with(())
+            }
+            Effect::PublishConsensusMsg(msg, r) => {
+                let message = match msg {
+                    SignedConsensusMsg::Vote(v) => ConsensusMessage::Vote(v.into()),
+                    SignedConsensusMsg::Proposal(p) => {
+                        let p = SignedProposal::from(p);
+                        if p.proposal.proposer == self.address {
+                            self.own_proposal = Some(p.clone());
+                        }
+                        ConsensusMessage::Proposal(p)
+                    }
+                };
+                self.outputs.push(Output::Broadcast(message));
+                r.resume_with(())
+            }
+            Effect::PublishLivenessMsg(msg, r) => {
+                let message = match msg {
+                    LivenessMsg::Vote(v) => ConsensusMessage::Vote(v.into()),
+                    LivenessMsg::PolkaCertificate(c) => ConsensusMessage::Polka(c.into()),
+                    LivenessMsg::SkipRoundCertificate(c) => ConsensusMessage::Round(c.into()),
+                };
+                self.outputs.push(Output::Broadcast(message));
+                r.resume_with(())
+            }
+            Effect::RepublishVote(v, r) => {
+                self.outputs
+                    .push(Output::Broadcast(ConsensusMessage::Vote(v.into())));
+                r.resume_with(())
+            }
+            Effect::RepublishRoundCertificate(c, r) => {
+                self.outputs
+                    .push(Output::Broadcast(ConsensusMessage::Round(c.into())));
+                r.resume_with(())
+            }
+            Effect::GetValue(height, round, timeout, r) => {
+                let stored = round.as_u32().and_then(|rn| {
+                    self.signed
+                        .get(&(height.0, rn, SignStep::Proposal))
+                        .and_then(|rec| rec.proposal.as_ref())
+                        .map(|p| p.proposal.value.clone())
+                });
+                if let Some(value) = stored {
+                    // Re-propose exactly what we signed before a restart.
+                    let _ = self.check_block(&value, &self.address.clone());
+                    self.queue
+                        .push_back(MInput::Propose(LocallyProposedValue::new(
+                            height, round, value,
+                        )));
+                } else if let Some(rn) = round.as_u32() {
+                    self.outputs.push(Output::ProposeRequest {
+                        height: height.0,
+                        round: rn,
+                        deadline: self.now.saturating_add(self.config.timeout_ms(&timeout)),
+                    });
+                }
+                r.resume_with(())
+            }
+            Effect::RestreamProposal(_, _, _, _, _, r) => {
+                // The proposal message carries the whole block: nothing to stream.
+                r.resume_with(())
+            }
+            Effect::SyncValue(_, r) => r.resume_with(()),
+            Effect::Decide(cert, _, r) => {
+                self.decided = Some(cert);
+                r.resume_with(())
+            }
+            Effect::SignVote(vote, r) => {
+                let ev = vote.to_evidence_vote();
+                let record = SignRecord {
+                    height: ev.height,
+                    round: ev.round,
+                    step: match vote.vote_type {
+                        VoteType::Prevote => SignStep::Prevote,
+                        VoteType::Precommit => SignStep::Precommit,
+                    },
+                    value: match vote.value {
+                        NilOrVal::Nil => None,
+                        NilOrVal::Val(h) => Some(h),
+                    },
+                    proposal: None,
+                };
+                match self.guard(record) {
+                    Ok(true) => r.resume_with(self.signer.sign_vote(vote)),
+                    Ok(false) => {
+                        warn!(
+                            height = ev.height,
+                            round = ev.round,
+                            "refusing a conflicting vote"
+                        );
+                        return Err(EffectError::Refused);
+                    }
+                    Err(e) => {
+                        self.fatal.get_or_insert(e);
+                        return Err(EffectError::Refused);
+                    }
+                }
+            }
+            Effect::SignProposal(proposal, r) => {
+                let Some(round) = proposal.round.as_u32() else {
+                    return Err(EffectError::Refused);
+                };
+                let signed = self.signer.sign_proposal(proposal.clone());
+                let record = SignRecord {
+                    height: proposal.height.0,
+                    round,
+                    step: SignStep::Proposal,
+                    value: Some(proposal.value.hash()),
+                    proposal: Some(Box::new(SignedProposal::from(signed.clone()))),
+                };
+                // Malachite also signs "implicit" proposals for synced values; we
+                // never feed synced values to it, so every proposal here is ours.
+                match self.guard(record) {
+                    Ok(true) => r.resume_with(signed),
+                    Ok(false) => {
+                        warn!(
+                            height = proposal.height.0,
+                            round, "refusing a conflicting proposal"
+                        );
+                        return Err(EffectError::Refused);
+                    }
+                    Err(e) => {
+                        self.fatal.get_or_insert(e);
+                        return Err(EffectError::Refused);
+                    }
+                }
+            }
+            Effect::VerifySignature(msg, key, r) => {
+                let valid = match &msg.message {
+                    ConsensusMsg::Vote(v) => {
+                        let pre = self.preverified.take();
+                        pre.is_some_and(|p| p.vote == *v && p.signature == msg.signature)
+                            || self.signer.verify_signed_vote(v, &msg.signature, &key)
+                    }
+                    ConsensusMsg::Proposal(p) => {
+                        self.signer.verify_signed_proposal(p, &msg.signature, &key)
+                    }
+                };
+                r.resume_with(valid)
+            }
+            Effect::VerifyCommitCertificate(cert, set, thresholds, r) => r.resume_with(
+                self.signer
+                    .verify_commit_certificate(&self.ctx, &cert, &set, thresholds),
+            ),
+            Effect::VerifyPolkaCertificate(cert, set, thresholds, r) => r.resume_with(
+                self.signer
+                    .verify_polka_certificate(&self.ctx, &cert, &set, thresholds),
+            ),
+            Effect::VerifyRoundCertificate(cert, set, thresholds, r) => r.resume_with(
+                self.signer
+                    .verify_round_certificate(&self.ctx, &cert, &set, thresholds),
+            ),
+            Effect::WalAppend(entry, r) => {
+                let record = match entry {
+                    WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(v)) => {
+                        WalRecord::Vote(v.into())
+                    }
+                    WalEntry::ConsensusMsg(SignedConsensusMsg::Proposal(p)) => {
+                        WalRecord::Proposal(p.into())
+                    }
+                    WalEntry::Timeout(t) => WalRecord::Timeout {
+                        kind: t.kind,
+                        round: t.round,
+                    },
+                    WalEntry::ProposedValue(v) => WalRecord::ProposedValue {
+                        round: v.round,
+                        valid_round: v.valid_round,
+                        proposer: v.proposer,
+                        block: v.value,
+                        valid: v.validity.is_valid(),
+                    },
+                };
+                self.wal(record);
+                r.resume_with(())
+            }
+            Effect::ExtendVote(_, _, _, r) => r.resume_with(None),
+            Effect::VerifyVoteExtension(_, _, _, _, _, r) => {
+                r.resume_with(Err(mc::VoteExtensionError::InvalidVoteExtension))
+            }
+        })
+    }
+}
+
+/// Why an effect was not carried out; malachite then abandons the input.
+#[derive(Debug, thiserror::Error)]
+enum EffectError {
+    /// Signing refused (double-sign guard or storage failure).
+    #[error("Signing refused")]
+    Refused,
+}

@@ -1,0 +1,176 @@
+//! [`DiskStore`]: the [`Store`] on [`redb`].
+//!
+//! Tables (values are postcard):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `blocks` | height | [`CommittedBlock`] |
+//! | `meta` | `"state"` | the [`State`] after the last committed block |
+//! | `wal` | (height, sequence) | [`WalRecord`] |
+//! | `signed` | (height, round, step) | [`SignRecord`] |
+//!
+//! Every write transaction commits with `Durability::Immediate` (redb's default):
+//! `commit` returns only once the data is on disk, and redb's copy-on-write
+//! commit makes each transaction all-or-nothing across a crash.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{SignRecord, SignStep, Store, StoreError, WalRecord};
+use crate::State;
+use crate::consensus::message::CommittedBlock;
+
+const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const WAL: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("wal");
+const SIGNED: TableDefinition<'_, (u64, u32, u8), &[u8]> = TableDefinition::new("signed");
+
+const STATE_KEY: &str = "state";
+
+fn step_code(step: SignStep) -> u8 {
+    match step {
+        SignStep::Proposal => 0,
+        SignStep::Prevote => 1,
+        SignStep::Precommit => 2,
+    }
+}
+
+fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Database(e.into())
+}
+
+/// Chain storage in one redb file.
+#[derive(Debug)]
+pub struct DiskStore {
+    db: Database,
+}
+
+impl DiskStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(dberr)?;
+        let txn = db.begin_write().map_err(dberr)?;
+        {
+            // Create every table up front, so readers never meet a missing one.
+            txn.open_table(BLOCKS).map_err(dberr)?;
+            txn.open_table(META).map_err(dberr)?;
+            txn.open_table(WAL).map_err(dberr)?;
+            txn.open_table(SIGNED).map_err(dberr)?;
+        }
+        txn.commit().map_err(dberr)?;
+        Ok(Self { db })
+    }
+}
+
+impl Store for DiskStore {
+    fn last_committed(&self) -> Result<Option<(State, CommittedBlock)>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let meta = txn.open_table(META).map_err(dberr)?;
+        let blocks = txn.open_table(BLOCKS).map_err(dberr)?;
+        let state = match meta.get(STATE_KEY).map_err(dberr)? {
+            Some(v) => postcard::from_bytes::<State>(v.value())?,
+            None => return Ok(None),
+        };
+        let Some((_, block)) = blocks.last().map_err(dberr)? else {
+            return Err(StoreError::Inconsistent("state without blocks".into()));
+        };
+        let block: CommittedBlock = postcard::from_bytes(block.value())?;
+        if block.block.header.height != state.height() {
+            return Err(StoreError::Inconsistent(format!(
+                "state at height {} but last block at {}",
+                state.height(),
+                block.block.header.height
+            )));
+        }
+        Ok(Some((state, block)))
+    }
+
+    fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let blocks = txn.open_table(BLOCKS).map_err(dberr)?;
+        match blocks.get(height).map_err(dberr)? {
+            Some(v) => Ok(Some(postcard::from_bytes(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn commit(&mut self, block: &CommittedBlock, state: &State) -> Result<(), StoreError> {
+        let height = block.block.header.height;
+        let block_bytes = postcard::to_allocvec(block)?;
+        let state_bytes = postcard::to_allocvec(state)?;
+        let txn = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut blocks = txn.open_table(BLOCKS).map_err(dberr)?;
+            blocks
+                .insert(height, block_bytes.as_slice())
+                .map_err(dberr)?;
+            let mut meta = txn.open_table(META).map_err(dberr)?;
+            meta.insert(STATE_KEY, state_bytes.as_slice())
+                .map_err(dberr)?;
+            let mut wal = txn.open_table(WAL).map_err(dberr)?;
+            wal.retain(|(h, _), _| h > height).map_err(dberr)?;
+            let mut signed = txn.open_table(SIGNED).map_err(dberr)?;
+            signed.retain(|(h, _, _), _| h > height).map_err(dberr)?;
+        }
+        txn.commit().map_err(dberr)?;
+        Ok(())
+    }
+
+    fn wal_append(&mut self, height: u64, record: &WalRecord) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(record)?;
+        let txn = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut wal = txn.open_table(WAL).map_err(dberr)?;
+            let next = wal
+                .range((height, 0)..=(height, u64::MAX))
+                .map_err(dberr)?
+                .next_back()
+                .transpose()
+                .map_err(dberr)?
+                .map_or(0, |(k, _)| k.value().1.saturating_add(1));
+            wal.insert((height, next), bytes.as_slice())
+                .map_err(dberr)?;
+        }
+        txn.commit().map_err(dberr)?;
+        Ok(())
+    }
+
+    fn wal(&self, height: u64) -> Result<Vec<WalRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let wal = txn.open_table(WAL).map_err(dberr)?;
+        let mut out = Vec::new();
+        for entry in wal.range((height, 0)..=(height, u64::MAX)).map_err(dberr)? {
+            let (_, v) = entry.map_err(dberr)?;
+            out.push(postcard::from_bytes(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn record_signed(&mut self, record: &SignRecord) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(record)?;
+        let txn = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut signed = txn.open_table(SIGNED).map_err(dberr)?;
+            signed
+                .insert(
+                    (record.height, record.round, step_code(record.step)),
+                    bytes.as_slice(),
+                )
+                .map_err(dberr)?;
+        }
+        txn.commit().map_err(dberr)?;
+        Ok(())
+    }
+
+    fn signed(&self) -> Result<Vec<SignRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let signed = txn.open_table(SIGNED).map_err(dberr)?;
+        let mut out = Vec::new();
+        for entry in signed.iter().map_err(dberr)? {
+            let (_, v) = entry.map_err(dberr)?;
+            out.push(postcard::from_bytes(v.value())?);
+        }
+        Ok(out)
+    }
+}
