@@ -270,6 +270,17 @@ impl Server {
         let reply_kind = match (kind, port) {
             (MessageType::Discover, Port::Dhcp) => MessageType::Offer,
             (MessageType::Request, Port::Binl) => MessageType::Ack,
+            // A client without an address that selects our offer has mistaken it
+            // for an address offer (busybox udhcpc sent as `PXEClient` does): an
+            // ACK would bind it to 0.0.0.0. NAK it, so it starts over and takes
+            // the router's offer (RFC 2131 §4.3.2 lets the named server NAK).
+            (MessageType::Request, Port::Dhcp)
+                if self.names_us(msg) && msg.ciaddr() == Ipv4Addr::UNSPECIFIED =>
+            {
+                return self.nak_selecting(msg, client, kind, now);
+            }
+            // A client that has its address and asks us on port 67 (a PXE boot
+            // server request, or INFORM): answer with the boot information.
             (MessageType::Request | MessageType::Inform, Port::Dhcp)
                 if self.names_us(msg) || kind == MessageType::Inform =>
             {
@@ -298,6 +309,33 @@ impl Server {
         Outcome {
             reply: encode(&reply, to, reply_kind),
             event: self.event(service, msg, client, kind, answer.file().to_owned(), now),
+            ..Outcome::default()
+        }
+    }
+
+    /// proxyDHCP's NAK for a client that selected our address-less offer.
+    fn nak_selecting(
+        &self,
+        msg: &v4::Message,
+        client: &BootClient,
+        kind: MessageType,
+        now: u64,
+    ) -> Outcome {
+        let mut nak = base_reply(msg, MessageType::Nak, self.ip);
+        nak.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+        nak.opts_mut().insert(DhcpOption::Message(
+            "proxyDHCP gives no addresses; take the router's offer".into(),
+        ));
+        Outcome {
+            reply: encode(&nak, Destination::Broadcast, MessageType::Nak),
+            event: self.event(
+                "proxy",
+                msg,
+                client,
+                kind,
+                "nak: selected the proxy's address-less offer".into(),
+                now,
+            ),
             ..Outcome::default()
         }
     }

@@ -291,6 +291,30 @@ fn proxy_ignores_ordinary_clients_and_requests_for_the_router() {
     assert!(run(&mut proxy(), &m, Port::Dhcp, 7).reply.is_none());
 }
 
+/// busybox udhcpc sent as `PXEClient` beside dnsmasq took the proxy's offer,
+/// REQUESTed 0.0.0.0 from it, was ACKed and bound to no address.
+#[test]
+fn proxy_naks_a_client_that_selects_its_addressless_offer() {
+    let mut m = bios_pxe(MessageType::Request);
+    m.opts_mut().insert(DhcpOption::ServerIdentifier(US));
+    m.opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::UNSPECIFIED));
+    let o = run(&mut proxy(), &m, Port::Dhcp, 7);
+    let reply = o.reply.as_ref().expect("a NAK");
+    assert_eq!(reply.kind, MessageType::Nak);
+    assert_eq!(reply.to, Destination::Broadcast);
+    assert_eq!(reply_of(&o).yiaddr(), Ipv4Addr::UNSPECIFIED);
+    // With its address, the same client asking us on port 67 gets boot info.
+    m.set_ciaddr(Ipv4Addr::new(10, 9, 0, 77));
+    m.opts_mut().remove(OptionCode::RequestedIpAddress);
+    let o = run(&mut proxy(), &m, Port::Dhcp, 7);
+    assert_eq!(o.reply.as_ref().map(|r| r.kind), Some(MessageType::Ack));
+    assert_eq!(
+        opt_bytes(&reply_of(&o), OptionCode::BootfileName).unwrap(),
+        b"undionly.kpxe"
+    );
+}
+
 #[test]
 fn binl_request_on_4011_is_acked_to_the_sender() {
     let mut m = uefi_pxe(boot::ARCH_EFI_X64);
