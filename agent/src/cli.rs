@@ -24,6 +24,9 @@ pub enum ModeArg {
 /// Subcommands of `nodus agent`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run the node daemon: inventory, telemetry, health, and the console
+    /// protocol on QUIC and a Unix socket, plus `org.nodus.Agent1` on D-Bus.
+    Run(crate::daemon::cli::RunArgs),
     /// Print this machine's hardware inventory.
     Inventory {
         /// Read sysfs/procfs under DIR instead of `/` (a captured machine). DIR holds
@@ -70,6 +73,9 @@ pub enum Error {
     /// The disk profile has a bad value.
     #[error("Disk profile {0} is invalid")]
     Profile(PathBuf, #[source] crate::disks::classify::ProfileError),
+    /// The daemon failed to start or stopped with an error.
+    #[error(transparent)]
+    Run(#[from] crate::daemon::cli::RunError),
     /// `--mode managed` without `--state-dir`: probe results would be lost.
     #[error("--mode managed needs --state-dir, where probe results are kept")]
     ManagedWithoutState,
@@ -86,6 +92,7 @@ impl Command {
     /// Runs the chosen subcommand. `json` selects machine-readable output.
     pub fn run(self, json: bool) -> Result<(), Error> {
         match self {
+            Command::Run(args) => Ok(args.run()?),
             Command::Inventory {
                 root,
                 state_dir,

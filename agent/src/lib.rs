@@ -10,6 +10,7 @@
 pub mod api;
 pub mod capacity;
 pub mod cli;
+pub mod daemon;
 pub mod disks;
 pub mod hal;
 pub mod health;

@@ -33,6 +33,35 @@ pub struct PassphraseArgs {
 /// Subcommands of `nodus id`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Sign a grant with the owner's key: the key `--to` gets `--role` on `--node`.
+    /// The grant file is then presented by that key's console or CLI (`--grant`).
+    Grant {
+        /// The owner's keystore (the node's owner, as configured on the node).
+        #[arg(long, value_name = "PATH")]
+        keystore: PathBuf,
+        /// The account that receives the role (`acct1…`).
+        #[arg(long, value_name = "ACCOUNT")]
+        to: AccountId,
+        /// `operator` (power actions, disk approvals) or `viewer` (read-only).
+        #[arg(long)]
+        role: crate::Role,
+        /// The node it applies to (`node1…`).
+        #[arg(long, value_name = "NODE")]
+        node: NodeId,
+        /// When it stops being valid (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
+        /// Without it the grant lasts until revoked.
+        #[arg(long, value_name = "RFC3339")]
+        expires: Option<String>,
+        /// The network (chain id) the grant is valid on.
+        #[arg(long, default_value = crate::DEFAULT_NETWORK)]
+        network: String,
+        /// The grant file to write. An existing file is never overwritten.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// Where the passphrase comes from.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
     /// Create a new key in a new keystore and show its backup words once.
     New {
         /// The keystore file to create. An existing file is never overwritten.
@@ -105,6 +134,21 @@ pub enum Error {
     /// The key generator failed.
     #[error(transparent)]
     Key(#[from] crate::KeyError),
+    /// `--expires` is not an RFC 3339 time in the future.
+    #[error("--expires {0:?} is not an RFC 3339 time in the future (e.g. 2027-01-31T00:00:00Z)")]
+    BadExpiry(String),
+    /// The grant could not be made (e.g. the owner role was asked for).
+    #[error(transparent)]
+    Grant(#[from] crate::grant::GrantError),
+    /// The grant file could not be written.
+    #[error("Cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Output could not be produced.
     #[error("Cannot encode output")]
     Output(#[source] serde_json::Error),
@@ -163,6 +207,57 @@ impl Command {
     /// Runs the subcommand. `json` selects machine-readable output.
     pub fn run(self, json: bool) -> Result<(), Error> {
         match self {
+            Command::Grant {
+                keystore,
+                to,
+                role,
+                node,
+                expires,
+                network,
+                out,
+                pass,
+            } => {
+                let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+                if out.exists() {
+                    return Err(Error::Write {
+                        path: out.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            "file exists; not overwriting it",
+                        ),
+                    });
+                }
+                let owner = open_keystore(&keystore, &pass)?;
+                let grant = crate::grant::issue(
+                    &owner,
+                    &network,
+                    crate::grant::Grant {
+                        grantee: to,
+                        role,
+                        node,
+                    },
+                    expires_at,
+                )?;
+                let text = crate::grant::to_file_text(&grant)?;
+                write_new_file(&out, text.as_bytes())?;
+                if json {
+                    let v = serde_json::json!({
+                        "grant": out,
+                        "to": to,
+                        "role": role.as_str(),
+                        "node": node,
+                        "expires_at": expires_at,
+                        "network": network,
+                    });
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{role} grant for {to} on {node} written to {}",
+                        out.display()
+                    );
+                }
+                Ok(())
+            }
             Command::New { keystore, pass } => {
                 if keystore.exists() {
                     return Err(KeystoreError::AlreadyExists(keystore).into());
@@ -235,6 +330,36 @@ pub fn open_or_create_keystore(path: &Path, pass: &PassphraseArgs) -> Result<Sec
     let key = SecretKey::generate()?;
     Keystore::create(path, &key, &pass, KdfParams::DEFAULT)?;
     Ok(key)
+}
+
+/// Parses `--expires`: RFC 3339, strictly in the future.
+fn parse_expiry(text: &str) -> Result<u64, Error> {
+    let bad = || Error::BadExpiry(text.to_owned());
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| bad())?;
+    if secs <= crate::statement::unix_now() {
+        return Err(bad());
+    }
+    Ok(secs)
+}
+
+/// Creates `path` (never overwriting) with `bytes`, readable by its owner only:
+/// a grant is not secret, but nobody else needs it.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let err = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)
 }
 
 fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, Error> {

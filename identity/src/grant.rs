@@ -219,6 +219,95 @@ pub fn grant_id(grant: &SignedGrant) -> Result<GrantId, GrantError> {
     grant.id().map(GrantId).map_err(GrantError::Statement)
 }
 
+/// The payload of the owner's approval to wipe one disk that holds data the node
+/// did not create (purpose [`purpose::DISK_APPROVAL`]). It names the disk by
+/// serial number, which follows the disk across slots and reboots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskApproval {
+    /// The node the disk is in.
+    pub node: NodeId,
+    /// The disk's serial number.
+    pub serial: String,
+}
+
+/// Signs a [`DiskApproval`] with the owner's key.
+pub fn approve_disk(
+    owner: &SecretKey,
+    network: &str,
+    approval: DiskApproval,
+    expires_at: Option<u64>,
+) -> Result<Signed<DiskApproval>, StatementError> {
+    Statement::new(
+        purpose::DISK_APPROVAL,
+        network,
+        owner.public(),
+        expires_at,
+        approval,
+    )
+    .sign(owner)
+}
+
+/// The first word of the line that carries a grant in a grant file.
+pub const GRANT_FILE_TAG: &str = "nodus-grant-v1";
+
+/// Why a grant file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantFileError {
+    /// No `nodus-grant-v1 …` line.
+    #[error("No {GRANT_FILE_TAG} line found; is this a grant file?")]
+    NoGrantLine,
+    /// The line's payload is not base64url.
+    #[error("Grant line is not valid base64url")]
+    Encoding,
+    /// The payload is not a signed grant.
+    #[error("Grant line does not hold a signed grant")]
+    Decode(#[source] StatementError),
+}
+
+/// Writes `grant` as the text of a grant file: `#` comment lines saying what the
+/// grant is (for the person holding the file), then one line
+/// `nodus-grant-v1 <base64url of the signed statement>`.
+///
+/// Text, not binary, so a grant can be pasted into a chat or a config file; the
+/// comments are not trusted by anyone: a node reads only the signed line.
+pub fn to_file_text(grant: &SignedGrant) -> Result<String, GrantError> {
+    let bytes = grant.to_bytes().map_err(GrantError::Statement)?;
+    let s = &grant.statement;
+    let mut out = format!(
+        "# Nodus grant: {} may act as {} on {}\n# signed by {} for network {:?}\n",
+        s.payload.grantee,
+        s.payload.role,
+        s.payload.node,
+        AccountId::from(s.signer),
+        s.network,
+    );
+    match s.expires_at {
+        Some(t) => out.push_str(&format!("# expires at {t} (Unix seconds)\n")),
+        None => out.push_str("# never expires (revoke it with a revocation list)\n"),
+    }
+    out.push_str(GRANT_FILE_TAG);
+    out.push(' ');
+    out.push_str(&data_encoding::BASE64URL_NOPAD.encode(&bytes));
+    out.push('\n');
+    Ok(out)
+}
+
+/// Reads a grant file written by [`to_file_text`]. The signature is not checked
+/// here; the node checks it with [`verify_grant`].
+pub fn from_file_text(text: &str) -> Result<SignedGrant, GrantFileError> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(GRANT_FILE_TAG))
+        .ok_or(GrantFileError::NoGrantLine)?;
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(line.trim().as_bytes())
+        .map_err(|_| GrantFileError::Encoding)?;
+    SignedGrant::from_bytes(&bytes).map_err(GrantFileError::Decode)
+}
+
 /// The revocation list a node holds: the newest verified one from its owner.
 #[derive(Debug, Clone, Default)]
 pub struct RevocationList {
@@ -295,6 +384,24 @@ mod tests {
             operator: SecretKey::from_seed(&[2; 32]),
             node: NodeId::from(SecretKey::from_seed(&[3; 32]).public()),
         }
+    }
+
+    #[test]
+    fn grant_file_round_trips_and_names_bad_input() {
+        let w = world();
+        let g = grant(&w, Role::Operator, Some(NOW + 60));
+        let text = to_file_text(&g).unwrap();
+        assert!(text.contains("operator"), "{text}");
+        assert_eq!(from_file_text(&text).unwrap(), g);
+        assert_eq!(from_file_text("hello"), Err(GrantFileError::NoGrantLine));
+        assert_eq!(
+            from_file_text("nodus-grant-v1 !!!"),
+            Err(GrantFileError::Encoding)
+        );
+        assert!(matches!(
+            from_file_text("nodus-grant-v1 AAAA"),
+            Err(GrantFileError::Decode(_))
+        ));
     }
 
     fn grant(w: &World, role: Role, expires: Option<u64>) -> SignedGrant {

@@ -36,6 +36,10 @@ pub mod text;
 pub mod totp;
 
 pub use grant::Role;
+
+/// The network (chain id) statements are signed for when nothing else is
+/// configured: the local development grid that `nodus devnet` runs.
+pub const DEFAULT_NETWORK: &str = "nodus-devnet";
 pub use key::{KeyError, PublicKey, SecretKey, Signature};
 pub use keystore::{Keystore, KeystoreError, Passphrase};
 pub use mnemonic::Mnemonic;

@@ -161,7 +161,7 @@ impl NameOwners for Connection {
 /// Whether to use logind: yes when the bus answers that [`LOGIND_NAME`] has an
 /// owner; no when there is no bus, no owner, or the bus cannot answer (on a bus
 /// that cannot answer, logind calls would fail too).
-pub async fn use_logind(bus: Option<&dyn NameOwners>) -> bool {
+pub async fn use_logind(bus: Option<&(dyn NameOwners + Sync)>) -> bool {
     match bus {
         Some(bus) => bus.has_owner(LOGIND_NAME).await.unwrap_or(false),
         None => false,
