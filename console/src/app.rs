@@ -2,9 +2,10 @@
 //! flag out. The terminal loop (`term.rs`) owns the clock and the terminal.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use nodus_wire::console::{self as wire, Request, RequestId};
 
-use crate::keymap::{self, Action};
-use crate::model::{Model, Update};
+use crate::keymap::{self, Action, KeyContext, NodeAction};
+use crate::model::{ActionState, ActionStatus, Connection, Model, Update};
 
 /// The screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +61,26 @@ pub enum Effect {
     Quit,
     /// Ring the terminal bell (a refused key).
     Bell,
+    /// Send an action request to the node of tab `tab`.
+    Send {
+        /// The node tab.
+        tab: usize,
+        /// The request.
+        request: Request,
+    },
+}
+
+/// An action waiting for its typed confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// What will be asked.
+    pub action: wire::Action,
+    /// What the prompt says it does (`reboot node1…`).
+    pub what: String,
+    /// The token to type (the node's short id).
+    pub token: String,
+    /// What has been typed.
+    pub typed: String,
 }
 
 /// Where typed keys go.
@@ -69,6 +90,8 @@ pub enum InputMode {
     Normal,
     /// Keys edit the filter.
     Filter,
+    /// Keys type the confirmation of an action.
+    Confirm,
 }
 
 /// Console state: the model plus what the operator is looking at.
@@ -96,6 +119,16 @@ pub struct App {
     pub notice: Option<String>,
     /// Something changed since the last draw.
     pub dirty: bool,
+    /// Node tabs: the names shown in the tab line.
+    pub tab_names: Vec<String>,
+    /// The tab shown; its model is [`App::model`].
+    pub tab: usize,
+    /// The other tabs' models (the shown tab's slot holds an empty placeholder).
+    pub others: Vec<Model>,
+    /// The action being confirmed.
+    pub prompt: Option<Prompt>,
+    /// Hardware: the selected disk (index into the inventory's disks).
+    pub disk: usize,
 }
 
 impl App {
@@ -113,7 +146,74 @@ impl App {
             on_node,
             notice: None,
             dirty: true,
+            tab_names: Vec::new(),
+            tab: 0,
+            others: vec![Model::default()],
+            prompt: None,
+            disk: 0,
         }
+    }
+
+    /// A console with one tab per node, named `names`, each starting from an
+    /// empty model.
+    pub fn with_tabs(names: Vec<String>, on_node: bool) -> Self {
+        let mut app = App::new(Model::default(), on_node);
+        app.others = names.iter().map(|_| Model::default()).collect();
+        app.tab_names = names;
+        app
+    }
+
+    /// How many node tabs.
+    pub fn tab_count(&self) -> usize {
+        self.others.len().max(1)
+    }
+
+    /// The model of tab `i` (the shown one is [`App::model`]).
+    pub fn tab_model(&self, i: usize) -> Option<&Model> {
+        if i == self.tab {
+            Some(&self.model)
+        } else {
+            self.others.get(i)
+        }
+    }
+
+    /// What decides which keys are active now.
+    pub fn key_context(&self) -> KeyContext {
+        KeyContext {
+            screen: self.screen,
+            on_node: self.on_node,
+            multi_node: self.tab_count() > 1,
+        }
+    }
+
+    /// Whether this console may run node actions on the shown tab.
+    pub fn may_act(&self) -> bool {
+        self.model.session.as_ref().is_some_and(|s| s.may_act())
+    }
+
+    /// Applies a data-source update to tab `tab`.
+    pub fn handle_tab_update(&mut self, tab: usize, update: Update) {
+        if tab == self.tab {
+            self.handle_update(update);
+        } else if let Some(m) = self.others.get_mut(tab) {
+            m.apply(update);
+            // The tab line shows every tab's link state.
+            self.dirty |= self.frozen.is_none();
+        }
+    }
+
+    fn switch_tab(&mut self, to: usize) {
+        let n = self.tab_count();
+        if n < 2 || to == self.tab || to >= n {
+            return;
+        }
+        std::mem::swap(&mut self.model, &mut self.others[self.tab]);
+        std::mem::swap(&mut self.model, &mut self.others[to]);
+        self.tab = to;
+        self.frozen = None;
+        self.prompt = None;
+        self.scroll = 0;
+        self.disk = 0;
     }
 
     /// The model to draw: the frozen copy while frozen.
@@ -139,11 +239,18 @@ impl App {
             self.filter_key(ev);
             return Vec::new();
         }
+        if self.input == InputMode::Confirm {
+            return self.confirm_key(ev);
+        }
+        if matches!(ev.code, KeyCode::Esc) && self.model.action.is_some() && !self.help {
+            self.model.action = None;
+            return Vec::new();
+        }
         if self.help && matches!(ev.code, KeyCode::Esc) {
             self.help = false;
             return Vec::new();
         }
-        let Some(action) = keymap::lookup(&ev, self.screen, self.on_node) else {
+        let Some(action) = keymap::lookup(&ev, self.key_context()) else {
             if ev.code == KeyCode::Char('q') && self.on_node {
                 self.notice = Some("this console runs on the node's screen and cannot quit".into());
                 return vec![Effect::Bell];
@@ -180,6 +287,120 @@ impl App {
             }
             Action::Help => self.help = !self.help,
             Action::Quit => return vec![Effect::Quit],
+            Action::NextTab => self.switch_tab((self.tab + 1) % self.tab_count()),
+            Action::PrevTab => {
+                self.switch_tab((self.tab + self.tab_count() - 1) % self.tab_count())
+            }
+            Action::NextDisk => {
+                let n = self.model.inventory.disks.len();
+                self.disk = if n == 0 { 0 } else { (self.disk + 1) % n };
+            }
+            Action::Node(a) => return self.start_action(a),
+        }
+        Vec::new()
+    }
+
+    /// Opens the confirmation prompt for `a`, or says why it cannot run.
+    fn start_action(&mut self, a: NodeAction) -> Vec<Effect> {
+        let refuse = |app: &mut App, why: String| {
+            app.notice = Some(why);
+            vec![Effect::Bell]
+        };
+        let Some(session) = self.model.session.clone() else {
+            return refuse(self, format!("{}: not connected to an agent", a.name()));
+        };
+        if !session.may_act() {
+            return refuse(
+                self,
+                format!(
+                    "{}: unavailable, needs the operator role (this console is {})",
+                    a.name(),
+                    session.role
+                ),
+            );
+        }
+        if self.model.connection != Connection::Connected {
+            return refuse(self, format!("{}: the link is down", a.name()));
+        }
+        let node = &self.model.facts.node_id;
+        let (action, what) = match a {
+            NodeAction::Identify => (wire::Action::Identify, format!("identify {node}")),
+            NodeAction::Reboot => (wire::Action::Reboot, format!("reboot {node}")),
+            NodeAction::PowerOff => (wire::Action::PowerOff, format!("power off {node}")),
+            NodeAction::ApproveDisk => {
+                let Some(d) = self.model.inventory.disks.get(self.disk) else {
+                    return refuse(self, "approve-disk: no disk selected".to_owned());
+                };
+                (
+                    wire::Action::ApproveDisk {
+                        disk: d.name.clone(),
+                        approval: None,
+                    },
+                    format!("approve disk {} for pool use, WIPING it", d.name),
+                )
+            }
+        };
+        self.prompt = Some(Prompt {
+            action,
+            what,
+            token: session.confirm_token,
+            typed: String::new(),
+        });
+        self.input = InputMode::Confirm;
+        self.help = false;
+        Vec::new()
+    }
+
+    fn confirm_key(&mut self, ev: KeyEvent) -> Vec<Effect> {
+        let Some(prompt) = &mut self.prompt else {
+            self.input = InputMode::Normal;
+            return Vec::new();
+        };
+        match ev.code {
+            KeyCode::Esc => {
+                self.prompt = None;
+                self.input = InputMode::Normal;
+                self.notice = Some("cancelled".to_owned());
+            }
+            KeyCode::Backspace => {
+                prompt.typed.pop();
+            }
+            KeyCode::Char(ch)
+                if !ev.modifiers.contains(KeyModifiers::CONTROL)
+                    && prompt.typed.chars().count() < wire::MAX_TEXT =>
+            {
+                prompt.typed.push(ch);
+            }
+            KeyCode::Enter => {
+                if prompt.typed != prompt.token {
+                    self.notice = Some(format!(
+                        "confirmation does not match: type {} or Esc",
+                        prompt.token
+                    ));
+                    prompt.typed.clear();
+                    return vec![Effect::Bell];
+                }
+                let Some(prompt) = self.prompt.take() else {
+                    return Vec::new();
+                };
+                self.input = InputMode::Normal;
+                self.notice = None;
+                let request = Request {
+                    id: RequestId::random(),
+                    action: prompt.action,
+                    confirm: prompt.typed,
+                };
+                self.model.apply(Update::Action(ActionStatus {
+                    id: request.id.to_string(),
+                    what: prompt.what,
+                    state: ActionState::Pending,
+                }));
+                return vec![Effect::Send {
+                    tab: self.tab,
+                    request,
+                }];
+            }
+            _ => {}
         }
         Vec::new()
     }

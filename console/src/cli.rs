@@ -7,11 +7,19 @@ use std::str::FromStr;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
+use std::sync::Arc;
+
+use nodus_wire::Client;
+use nodus_wire::quic::Backoff;
+
 use crate::app::App;
-use crate::model::Inventory;
+use crate::model::{Inventory, Model, Update};
+use crate::source::translate::Translator;
+use crate::source::{self, Conversation, DEFAULT_SOCKET, Endpoint, Remote, SourceError};
 use crate::term::{self, LoopConfig};
 use crate::theme::{Capabilities, Theme};
-use crate::{demo, view};
+use crate::view::format;
+use crate::{demo, report, view};
 
 /// A remote node: `<NodeId>@host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +89,42 @@ pub enum Error {
     /// The terminal failed.
     #[error("Terminal I/O failed")]
     Terminal(#[source] std::io::Error),
-    /// No data source is implemented for this invocation yet.
-    #[error("Live data sources (Unix socket, QUIC) are not built yet; use --demo FILE")]
-    NoDataSource,
+    /// `--connect` without `--key`.
+    #[error("--connect needs --key KEYSTORE (the key this console proves itself with)")]
+    NoKey,
+    /// The keystore could not be opened.
+    #[error(transparent)]
+    Keystore(#[from] nodus_identity::cli::Error),
+    /// The grant file could not be read.
+    #[error("Cannot read grant {path}")]
+    ReadGrant {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The grant file is not a grant.
+    #[error("{path} is not a grant file: {reason}")]
+    BadGrant {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The QUIC client could not start.
+    #[error("Cannot start the QUIC client")]
+    Client(#[source] nodus_wire::ConnectError),
+    /// The node id in `--connect` is not a valid id.
+    #[error("Bad node id {0:?}")]
+    NodeId(String),
+    /// The data source failed (no terminal: the snapshot could not be read).
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
-/// `nodus console [--connect NODE@HOST:PORT ...] [--key KEYSTORE] [--on-node] [--demo FILE]`
+/// `nodus console [--connect NODE@HOST:PORT ...] [--key KEYSTORE] [--grant FILE]
+/// [--socket PATH] [--on-node] [--demo FILE]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A remote node over QUIC; repeat for one tab per node. Without it, the
@@ -96,6 +134,13 @@ pub struct Args {
     /// The keystore whose key authenticates this console to remote nodes.
     #[arg(long, value_name = "KEYSTORE")]
     pub key: Option<PathBuf>,
+    /// An owner-signed grant for this console's key (`nodus id grant … --out
+    /// FILE`), presented to each node before connecting.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub grant: Option<PathBuf>,
+    /// The local agent's Unix socket (without `--connect`).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, conflicts_with = "connect")]
+    pub socket: PathBuf,
     /// The console on the node's own screen: it cannot be quit.
     #[arg(long)]
     pub on_node: bool,
@@ -108,21 +153,67 @@ pub struct Args {
         conflicts_with = "connect"
     )]
     pub demo: Option<PathBuf>,
+    /// Where the keystore passphrase comes from.
+    #[command(flatten)]
+    pub pass: nodus_identity::cli::PassphraseArgs,
 }
 
 impl Args {
-    /// Runs the console. With no terminal on stdout, prints one 120×40 frame as
+    /// Runs the console. With no terminal on stdout, prints each node's state as
     /// text instead (for scripts and logs).
     pub fn run(self) -> Result<(), Error> {
-        let Some(path) = &self.demo else {
-            return Err(Error::NoDataSource);
+        if let Some(path) = &self.demo {
+            return self.run_demo(path);
+        }
+        let runtime = runtime()?;
+        runtime.block_on(async {
+            let endpoints = self.endpoints()?;
+            if !std::io::stdout().is_terminal() {
+                for e in &endpoints {
+                    let model = snapshot(e).await?;
+                    println!("{}", report::text(&model));
+                }
+                return Ok(());
+            }
+            interactive(endpoints, self.on_node).await
+        })
+    }
+
+    /// The data sources the flags name. Must run inside a tokio runtime (the
+    /// QUIC client binds its socket).
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        if self.connect.is_empty() {
+            return Ok(vec![Endpoint::Local {
+                socket: self.socket.clone(),
+            }]);
+        }
+        let key_path = self.key.as_ref().ok_or(Error::NoKey)?;
+        let key = nodus_identity::cli::open_keystore(key_path, &self.pass)?;
+        let client = Client::new(&key).map_err(Error::Client)?;
+        let grant = match &self.grant {
+            Some(path) => Some(Arc::new(read_grant(path)?)),
+            None => None,
         };
+        self.connect
+            .iter()
+            .map(|t| {
+                Ok(Endpoint::Remote(Box::new(Remote {
+                    node: t.node.parse().map_err(|_| Error::NodeId(t.node.clone()))?,
+                    addr: t.addr.clone(),
+                    client: client.clone(),
+                    grant: grant.clone(),
+                })))
+            })
+            .collect()
+    }
+
+    fn run_demo(&self, path: &std::path::Path) -> Result<(), Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ReadDemo {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
         let inventory = Inventory::from_json(&text).map_err(|source| Error::ParseDemo {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
         let app = App::new(demo::model(inventory), self.on_node);
@@ -131,16 +222,111 @@ impl Args {
             println!("{}", render_text(&app, &theme, 120, 40));
             return Ok(());
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Terminal)?;
         // The demo has no data source: keep the sender so the channel stays open.
         let (_tx, rx) = tokio::sync::mpsc::channel(64);
-        runtime
-            .block_on(term::run(app, theme, rx, LoopConfig { wall_clock: false }))
+        runtime()?
+            .block_on(term::run(
+                app,
+                theme,
+                rx,
+                Vec::new(),
+                LoopConfig { wall_clock: false },
+            ))
             .map_err(Error::Terminal)
     }
+}
+
+/// Reads a grant file (`nodus id grant … --out FILE`) into the bytes a
+/// [`nodus_wire::console::GrantOffer`] carries: the postcard encoding of the
+/// signed grant.
+pub fn read_grant(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadGrant {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |reason: String| Error::BadGrant {
+        path: path.to_owned(),
+        reason,
+    };
+    let grant = nodus_identity::grant::from_file_text(&text).map_err(|e| bad(e.to_string()))?;
+    grant.to_bytes().map_err(|e| bad(e.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Terminal)
+}
+
+/// Runs the dashboard on this terminal over `endpoints`, one tab each, until
+/// the operator quits. Must run inside a tokio runtime.
+pub async fn interactive(endpoints: Vec<Endpoint>, on_node: bool) -> Result<(), Error> {
+    let names = endpoints
+        .iter()
+        .map(|e| match e {
+            Endpoint::Local { .. } => "local agent".to_owned(),
+            Endpoint::Remote(r) => format!("{}@{}", format::short_id(&r.node.to_string()), r.addr),
+        })
+        .collect();
+    let app = App::with_tabs(names, on_node);
+    let theme = Theme::new(Capabilities::from_env());
+    let (tx, rx) = tokio::sync::mpsc::channel(1_024);
+    let mut requests = Vec::new();
+    let mut tasks = Vec::new();
+    for (tab, endpoint) in endpoints.into_iter().enumerate() {
+        let (req_tx, req_rx) = tokio::sync::mpsc::channel(8);
+        requests.push(req_tx);
+        tasks.push(tokio::spawn(source::run(
+            endpoint,
+            tab,
+            tx.clone(),
+            req_rx,
+            Backoff::default(),
+        )));
+    }
+    drop(tx);
+    let result = term::run(app, theme, rx, requests, LoopConfig { wall_clock: true }).await;
+    for t in tasks {
+        t.abort();
+    }
+    result.map_err(Error::Terminal)
+}
+
+/// Connects once and returns the model built from the node's first complete
+/// snapshot. Must run inside a tokio runtime.
+pub async fn snapshot(endpoint: &Endpoint) -> Result<Model, SourceError> {
+    let mut conv = Conversation::open(endpoint, source::hello(0)).await?;
+    let mut translator = Translator::new();
+    let mut model = Model::default();
+    let read = async {
+        loop {
+            let Some(msg) = conv.reader.recv().await? else {
+                return Err(SourceError::Lost("the agent closed the stream".into()));
+            };
+            let out = translator
+                .feed(msg)
+                .map_err(|e| SourceError::Protocol(e.to_string()))?;
+            for u in out {
+                model.apply(u);
+            }
+            if translator.is_live() {
+                return Ok(());
+            }
+        }
+    };
+    match tokio::time::timeout(source::CONNECT_TIMEOUT, read).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(SourceError::Unreachable {
+                endpoint: endpoint.label(),
+                reason: "no snapshot in time".into(),
+            });
+        }
+    }
+    model.apply(Update::Connection(crate::model::Connection::Connected));
+    Ok(model)
 }
 
 /// One frame as plain text, `width`×`height`.

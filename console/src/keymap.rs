@@ -28,6 +28,39 @@ pub enum Action {
     Help,
     /// Quit (not on the node's own screen).
     Quit,
+    /// Next node tab.
+    NextTab,
+    /// Previous node tab.
+    PrevTab,
+    /// Hardware: select the next disk.
+    NextDisk,
+    /// Run an operator action on the node (asks for the confirmation token).
+    Node(NodeAction),
+}
+
+/// The operator actions the console can ask a node for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAction {
+    /// Banner and beep on the node's screen.
+    Identify,
+    /// Reboot.
+    Reboot,
+    /// Power off.
+    PowerOff,
+    /// Approve the selected disk for pool use (wipes it).
+    ApproveDisk,
+}
+
+impl NodeAction {
+    /// The action's name, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeAction::Identify => "identify",
+            NodeAction::Reboot => "reboot",
+            NodeAction::PowerOff => "poweroff",
+            NodeAction::ApproveDisk => "approve-disk",
+        }
+    }
 }
 
 /// A key a binding answers to.
@@ -59,6 +92,8 @@ pub enum Scope {
     On(Screen),
     /// Everywhere except on the node's own screen console.
     OffNode,
+    /// Only with more than one node tab.
+    MultiNode,
 }
 
 /// One row of the keymap.
@@ -196,6 +231,62 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Global,
     },
     Binding {
+        keys: &[c(']')],
+        label: "]",
+        short: "node",
+        help: "Next node tab",
+        action: Action::NextTab,
+        scope: Scope::MultiNode,
+    },
+    Binding {
+        keys: &[c('[')],
+        label: "[",
+        short: "",
+        help: "Previous node tab",
+        action: Action::PrevTab,
+        scope: Scope::MultiNode,
+    },
+    Binding {
+        keys: &[c('i')],
+        label: "i",
+        short: "identify",
+        help: "Identify: banner and beep on the node (confirm)",
+        action: Action::Node(NodeAction::Identify),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('R')],
+        label: "R",
+        short: "reboot",
+        help: "Reboot the node (confirm)",
+        action: Action::Node(NodeAction::Reboot),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('P')],
+        label: "P",
+        short: "poweroff",
+        help: "Power the node off (confirm)",
+        action: Action::Node(NodeAction::PowerOff),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[c('d')],
+        label: "d",
+        short: "disk",
+        help: "Select the next disk",
+        action: Action::NextDisk,
+        scope: Scope::On(Screen::Hardware),
+    },
+    Binding {
+        keys: &[c('a')],
+        label: "a",
+        short: "approve",
+        help: "Approve the selected disk for a pool, wiping it (confirm)",
+        action: Action::Node(NodeAction::ApproveDisk),
+        scope: Scope::On(Screen::Hardware),
+    },
+    Binding {
         keys: &[c('q')],
         label: "q",
         short: "quit",
@@ -205,14 +296,31 @@ pub const KEYMAP: &[Binding] = &[
     },
 ];
 
+/// What decides which bindings are active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyContext {
+    /// The screen shown.
+    pub screen: Screen,
+    /// The console runs on the node's own screen.
+    pub on_node: bool,
+    /// More than one node tab.
+    pub multi_node: bool,
+}
+
 impl Binding {
-    /// Whether the binding is active on `screen`.
-    pub fn active(&self, screen: Screen, on_node: bool) -> bool {
+    /// Whether the binding is active in `cx`.
+    pub fn active(&self, cx: KeyContext) -> bool {
         match self.scope {
             Scope::Global => true,
-            Scope::On(s) => s == screen,
-            Scope::OffNode => !on_node,
+            Scope::On(s) => s == cx.screen,
+            Scope::OffNode => !cx.on_node,
+            Scope::MultiNode => cx.multi_node,
         }
+    }
+
+    /// Whether the binding asks the node for an action (needs the operator role).
+    pub fn is_node_action(&self) -> bool {
+        matches!(self.action, Action::Node(_))
     }
 
     fn matches(&self, ev: &KeyEvent) -> bool {
@@ -223,18 +331,19 @@ impl Binding {
     }
 }
 
-/// The bindings active on `screen`, in table order: the footer and help both
-/// list exactly these.
-pub fn active(screen: Screen, on_node: bool) -> impl Iterator<Item = &'static Binding> {
-    KEYMAP.iter().filter(move |b| b.active(screen, on_node))
+/// The bindings active in `cx`, in table order: the footer and help both list
+/// exactly these.
+pub fn active(cx: KeyContext) -> impl Iterator<Item = &'static Binding> {
+    KEYMAP.iter().filter(move |b| b.active(cx))
 }
 
-/// The action of a key on `screen`, if any.
-pub fn lookup(ev: &KeyEvent, screen: Screen, on_node: bool) -> Option<Action> {
-    active(screen, on_node)
-        .find(|b| b.matches(ev))
-        .map(|b| b.action)
+/// The action of a key in `cx`, if any.
+pub fn lookup(ev: &KeyEvent, cx: KeyContext) -> Option<Action> {
+    active(cx).find(|b| b.matches(ev)).map(|b| b.action)
 }
 
 /// Footer and help of filter input, where keys type text.
 pub const FILTER_KEYS: &[(&str, &str)] = &[("Enter", "apply"), ("Esc", "clear"), ("⌫", "delete")];
+
+/// Footer and help of the confirmation prompt.
+pub const CONFIRM_KEYS: &[(&str, &str)] = &[("Enter", "send"), ("Esc", "cancel"), ("⌫", "delete")];

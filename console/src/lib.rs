@@ -24,6 +24,8 @@ pub mod cli;
 pub mod demo;
 pub mod keymap;
 pub mod model;
+pub mod report;
+pub mod source;
 pub mod term;
 pub mod theme;
 pub mod view;

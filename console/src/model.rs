@@ -556,11 +556,65 @@ pub struct Snapshot {
     pub stake: StakeStatus,
 }
 
+/// What the agent told this console about itself when it connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The role the agent gave this console's key or local user.
+    pub role: nodus_wire::Role,
+    /// The confirmation token destructive actions need (the node's short id).
+    pub confirm_token: String,
+    /// The agent accepts actions on this link.
+    pub actions: bool,
+}
+
+impl Session {
+    /// Whether this session may run operator actions.
+    pub fn may_act(&self) -> bool {
+        self.actions && self.role.covers(nodus_wire::Role::Operator)
+    }
+}
+
+/// Where an action stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionState {
+    /// Sent; no answer yet.
+    Pending,
+    /// Done (or started), with the agent's words.
+    Done(String),
+    /// Refused, with the agent's words verbatim.
+    Refused(String),
+    /// The link dropped before the answer came.
+    Lost,
+}
+
+/// The last action this console sent to the node, and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionStatus {
+    /// The request id, in hex.
+    pub id: String,
+    /// What was asked (`identify`, `approve-disk sdb` …).
+    pub what: String,
+    /// Its state.
+    pub state: ActionState,
+}
+
 /// A change a data source sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
     /// Replace everything (first message, and after a reconnect).
     Snapshot(Box<Snapshot>),
+    /// The agent's welcome: role and confirmation token.
+    Session(Session),
+    /// A new inventory document (hardware, capacity, health, power).
+    Inventory(Box<Inventory>),
+    /// Node facts changed.
+    Facts(NodeFacts),
+    /// Stake changed.
+    Stake(StakeStatus),
+    /// Capacity in use changed.
+    Used(Units),
+    /// An action was sent or answered.
+    Action(ActionStatus),
     /// New telemetry samples.
     Samples(Samples),
     /// A new event.
@@ -590,6 +644,10 @@ pub struct Model {
     pub connection: Connection,
     /// Latest wall-clock time seen, Unix seconds.
     pub now_unix_s: u64,
+    /// The session, once the agent welcomed us.
+    pub session: Option<Session>,
+    /// The last action sent from this console.
+    pub action: Option<ActionStatus>,
 }
 
 impl Model {
@@ -638,7 +696,35 @@ impl Model {
                 self.events.push_back(e);
                 self.trim_events();
             }
-            Update::Connection(c) => self.connection = c,
+            Update::Session(s) => self.session = Some(s),
+            Update::Inventory(inv) => self.inventory = *inv,
+            Update::Facts(f) => {
+                self.now_unix_s = self.now_unix_s.max(f.as_of_unix_s);
+                self.facts = f;
+            }
+            Update::Stake(s) => self.stake = s,
+            Update::Used(u) => self.used = u,
+            Update::Action(mut a) => match &self.action {
+                // An answer names only the id: keep what was asked.
+                Some(cur) if cur.id == a.id => {
+                    if a.what.is_empty() {
+                        a.what.clone_from(&cur.what);
+                    }
+                    self.action = Some(a);
+                }
+                // An answer for an older request never hides the newest one.
+                Some(_) if a.state != ActionState::Pending => {}
+                _ => self.action = Some(a),
+            },
+            Update::Connection(c) => {
+                if !matches!(c, Connection::Connected)
+                    && let Some(a) = &mut self.action
+                    && a.state == ActionState::Pending
+                {
+                    a.state = ActionState::Lost;
+                }
+                self.connection = c;
+            }
             Update::Clock(t) => self.now_unix_s = self.now_unix_s.max(t),
         }
     }

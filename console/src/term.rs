@@ -10,8 +10,11 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use nodus_wire::console::Request;
+
 use crate::app::{App, Effect};
 use crate::model::Update;
+use crate::source::Tagged;
 use crate::theme::Theme;
 use crate::view;
 
@@ -34,10 +37,14 @@ fn unix_now() -> u64 {
 
 /// Runs the console on this process's terminal until the operator quits or the
 /// input stream ends. The terminal is restored on every path out.
+///
+/// `updates` carry the node tab they belong to; action requests for tab `i` go
+/// to `requests[i]`.
 pub async fn run(
     mut app: App,
     theme: Theme,
-    mut updates: mpsc::Receiver<Update>,
+    mut updates: mpsc::Receiver<Tagged>,
+    requests: Vec<mpsc::Sender<Request>>,
     config: LoopConfig,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
@@ -67,6 +74,14 @@ pub async fn run(
                                     out.write_all(b"\x07")?;
                                     out.flush()?;
                                 }
+                                Effect::Send { tab, request } => {
+                                    let sent = requests
+                                        .get(tab)
+                                        .is_some_and(|tx| tx.try_send(request).is_ok());
+                                    if !sent {
+                                        app.notice = Some("action not sent: the link is busy or down".into());
+                                    }
+                                }
                             }
                         }
                     }
@@ -76,10 +91,15 @@ pub async fn run(
                     None => return Ok(()),
                 },
                 u = updates.recv(), if updates_open => match u {
-                    Some(u) => app.handle_update(u),
+                    Some((tab, u)) => app.handle_tab_update(tab, u),
                     None => updates_open = false,
                 },
-                _ = clock.tick(), if config.wall_clock => app.handle_update(Update::Clock(unix_now())),
+                _ = clock.tick(), if config.wall_clock => {
+                    let now = unix_now();
+                    for tab in 0..app.tab_count() {
+                        app.handle_tab_update(tab, Update::Clock(now));
+                    }
+                }
                 () = tokio::time::sleep_until(next_draw), if wait_draw => {}
             }
         }

@@ -7,9 +7,11 @@ use common::{fixture_app, render_buffer, row_text};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use nodus_console::app::{App, Effect, InputMode, Screen};
 use nodus_console::cli::render_text;
-use nodus_console::model::{Connection, Update};
+use nodus_console::model::{ActionState, ActionStatus, Connection, Session, Update};
 use nodus_console::theme::{Capabilities, ColorDepth, Theme};
 use nodus_console::view::{footer_keys, help_rows};
+use nodus_wire::Role;
+use nodus_wire::console::Action;
 use ratatui::style::Color;
 
 fn full() -> Theme {
@@ -200,7 +202,12 @@ fn help_lists_exactly_the_footer_keys() {
                 let text = render_text(&app, &full(), w, h);
                 let last = text.lines().nth(usize::from(h) - 1).unwrap();
                 for k in &footer {
-                    assert!(last.contains(k), "footer {last:?} lacks {k} at {w}x{h}");
+                    // At 40 columns the screen digits collapse into `1-6`.
+                    let shown = last.contains(k)
+                        || (k.len() == 1
+                            && k.as_bytes()[0].is_ascii_digit()
+                            && last.contains("1-6"));
+                    assert!(shown, "footer {last:?} lacks {k} at {w}x{h}");
                     assert!(
                         text.contains(&format!(" {k:<4}")) || w == 40,
                         "help lacks {k}"
@@ -272,4 +279,150 @@ fn stale_link_keeps_state_and_says_so() {
     let text = render_text(&app, &full(), 80, 24);
     assert!(text.contains("stale 12s, reconnecting"), "{text}");
     assert!(text.contains("node1qgx7d3k5"));
+}
+
+fn operator(model: &mut nodus_console::model::Model) {
+    model.apply(Update::Session(Session {
+        role: Role::Operator,
+        confirm_token: "node1qgx7d3k5".into(),
+        actions: true,
+    }));
+    model.apply(Update::Connection(Connection::Connected));
+}
+
+/// Two node tabs: one live, one refused; the tab line, the refused screen and
+/// switching with `]`.
+#[test]
+fn node_tabs_and_the_not_authorized_screen() {
+    let mut app = App::with_tabs(
+        vec![
+            "node1qgx7…@10.0.0.2:7447".into(),
+            "node1zzzz…@10.0.0.3:7447".into(),
+        ],
+        false,
+    );
+    app.model = common::fixture_model();
+    operator(&mut app.model);
+    app.handle_tab_update(
+        1,
+        Update::Connection(Connection::Refused(
+            "Not authorized: the node does not know this key".into(),
+        )),
+    );
+    for (w, h) in [(120, 40), (80, 24), (40, 15)] {
+        let text = render_text(&app, &full(), w, h);
+        assert!(text.contains("refused"), "{text}");
+        insta::assert_snapshot!(format!("tabs_{w}x{h}"), text);
+    }
+    assert!(footer_keys(&app).iter().any(|(k, _)| *k == "]"));
+    app.handle_key(key(KeyCode::Char(']')));
+    assert_eq!(app.tab, 1);
+    for (w, h) in [(120, 40), (80, 24), (40, 15)] {
+        let text = render_text(&app, &full(), w, h);
+        assert!(text.contains("NOT AUTHORIZED"), "{text}");
+        insta::assert_snapshot!(format!("refused_{w}x{h}"), text);
+    }
+    // Back: the first tab kept its state.
+    app.handle_key(key(KeyCode::Char('[')));
+    assert_eq!(app.model.inventory.cpu.logical, Some(16));
+}
+
+#[test]
+fn stale_banner_snapshot() {
+    let mut app = fixture_app();
+    let now = app.model.now_unix_s;
+    app.handle_update(Update::Connection(Connection::Stale { since_unix_s: now }));
+    app.handle_update(Update::Clock(now + 7));
+    for (w, h) in [(120, 40), (80, 24), (40, 15)] {
+        let text = render_text(&app, &full(), w, h);
+        assert!(text.contains("stale 7s, reconnecting"), "{text}");
+        insta::assert_snapshot!(format!("stale_{w}x{h}"), text);
+    }
+}
+
+/// Approve a disk: select it, type the token, send; the refusal shows verbatim.
+#[test]
+fn action_prompt_confirms_and_shows_the_outcome() {
+    let mut app = fixture_app();
+    operator(&mut app.model);
+    app.handle_key(key(KeyCode::Char('2')));
+    app.handle_key(key(KeyCode::Char('d')));
+    app.handle_key(key(KeyCode::Char('d')));
+    assert_eq!(app.disk, 2);
+    assert!(app.handle_key(key(KeyCode::Char('a'))).is_empty());
+    assert_eq!(app.input, InputMode::Confirm);
+    for ch in "node1qgx".chars() {
+        app.handle_key(key(KeyCode::Char(ch)));
+    }
+    for (w, h) in [(120, 40), (80, 24), (40, 15)] {
+        let text = render_text(&app, &full(), w, h);
+        assert!(text.contains("node1qgx_"), "{text}");
+        insta::assert_snapshot!(format!("prompt_{w}x{h}"), text);
+    }
+    // A wrong token does not send.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Effect::Bell]);
+    assert!(app.notice.as_deref().unwrap().contains("does not match"));
+    for ch in "node1qgx7d3k5".chars() {
+        app.handle_key(key(KeyCode::Char(ch)));
+    }
+    let effects = app.handle_key(key(KeyCode::Enter));
+    let [Effect::Send { tab: 0, request }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        request.action,
+        Action::ApproveDisk {
+            disk: "sdb".into(),
+            approval: None
+        }
+    );
+    assert_eq!(request.confirm, "node1qgx7d3k5");
+    assert_eq!(app.input, InputMode::Normal);
+    let text = render_text(&app, &full(), 120, 40);
+    assert!(
+        text.contains("approve disk sdb for pool use, WIPING it: sent, waiting"),
+        "{text}"
+    );
+    app.handle_update(Update::Action(ActionStatus {
+        id: request.id.to_string(),
+        what: String::new(),
+        state: ActionState::Refused("disk sdb holds a partition table the node did not create; an owner-signed approval is required".into()),
+    }));
+    let text = render_text(&app, &full(), 120, 40);
+    assert!(
+        text.contains("refused: disk sdb holds a partition table the node did not create"),
+        "{text}"
+    );
+    insta::assert_snapshot!("outcome_120x40", text);
+    app.handle_key(key(KeyCode::Esc));
+    assert!(app.model.action.is_none());
+}
+
+#[test]
+fn a_viewer_sees_actions_as_unavailable() {
+    let mut app = fixture_app();
+    app.model.apply(Update::Session(Session {
+        role: Role::Viewer,
+        confirm_token: "node1qgx7d3k5".into(),
+        actions: true,
+    }));
+    app.model.apply(Update::Connection(Connection::Connected));
+    assert_eq!(app.handle_key(key(KeyCode::Char('R'))), vec![Effect::Bell]);
+    assert_eq!(app.input, InputMode::Normal);
+    let text = render_text(&app, &full(), 120, 40);
+    assert!(
+        text.contains("reboot: unavailable, needs the operator role (this console is viewer)"),
+        "{text}"
+    );
+    assert!(
+        help_rows(&app)
+            .iter()
+            .any(|(k, h)| *k == "R" && h.contains("n/a"))
+    );
+    // The keys stay in the footer, dimmed.
+    let buf = render_buffer(&app, &full(), 120, 40);
+    let last = row_text(&buf, 39);
+    let x = u16::try_from(last[..last.find(" R ").unwrap()].chars().count() + 1).unwrap();
+    assert_eq!(buf[(x, 39)].symbol(), "R");
+    assert_ne!(buf[(x, 39)].style().fg, buf[(1, 39)].style().fg);
 }

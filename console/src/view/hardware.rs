@@ -29,15 +29,23 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
     let disks: Vec<Row<'_>> = inv
         .disks
         .iter()
-        .filter(|d| app.matches_filter(&d.name))
-        .map(|d| {
+        .enumerate()
+        .filter(|(_, d)| app.matches_filter(&d.name))
+        .map(|(i, d)| {
             let level = inv.component_level(&format!("disk {}", d.name));
             let smart = match (d.smart.status.as_str(), d.smart.passed) {
                 ("ok", Some(true)) => "passed".to_owned(),
                 ("ok", Some(false)) => "FAILED".to_owned(),
                 (s, _) => s.replace('_', " "),
             };
-            let mut cells = vec![Cell::from(d.name.clone()), Cell::from(d.kind.clone())];
+            // The selected disk (`d`, target of `a`) is marked in text, not colour alone.
+            let selected = i == app.disk;
+            let name = if selected {
+                Cell::from(format!("›{}", d.name)).style(t.highlight())
+            } else {
+                Cell::from(format!(" {}", d.name))
+            };
+            let mut cells = vec![name, Cell::from(d.kind.clone())];
             if !small {
                 cells.push(Cell::from(
                     d.size_bytes.map_or_else(|| "–".to_owned(), format::bytes),
@@ -59,8 +67,8 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
             Row::new(cells)
         })
         .collect();
-    let mut disk_head = vec!["disk", "kind"];
-    let mut disk_w = vec![Constraint::Length(9), Constraint::Length(7)];
+    let mut disk_head = vec![" disk", "kind"];
+    let mut disk_w = vec![Constraint::Length(10), Constraint::Length(7)];
     if !small {
         disk_head.extend(["size", "SMART"]);
         disk_w.extend([Constraint::Length(10), Constraint::Length(13)]);

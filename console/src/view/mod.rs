@@ -6,7 +6,7 @@
 
 mod capacity;
 mod events;
-mod format;
+pub(crate) mod format;
 mod hardware;
 mod overview;
 mod power;
@@ -19,8 +19,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::{App, InputMode, Screen};
-use crate::keymap::{self, FILTER_KEYS};
-use crate::model::{Connection, Level};
+use crate::keymap::{self, CONFIRM_KEYS, FILTER_KEYS};
+use crate::model::{ActionState, Connection, Level};
 use crate::theme::Theme;
 
 /// How much room there is.
@@ -66,8 +66,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
     };
     let ctx = Ctx { app, theme, size };
     let banner = banner(&ctx);
-    let [head, tabs, banner_area, body, foot] = Layout::vertical([
+    let multi = app.tab_count() > 1;
+    let [head, nodes, tabs, banner_area, body, foot] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(u16::from(multi)),
         Constraint::Length(1),
         Constraint::Length(u16::from(banner.is_some())),
         Constraint::Min(1),
@@ -75,22 +77,155 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(header(&ctx)), head);
+    if multi {
+        frame.render_widget(Paragraph::new(node_tabs(&ctx)), nodes);
+    }
     frame.render_widget(Paragraph::new(tab_line(&ctx)), tabs);
     if let Some(b) = banner {
         frame.render_widget(Paragraph::new(b), banner_area);
     }
-    match app.screen {
-        Screen::Overview => overview::render(&ctx, frame, body),
-        Screen::Hardware => hardware::render(&ctx, frame, body),
-        Screen::Capacity => capacity::render(&ctx, frame, body),
-        Screen::Power => power::render(&ctx, frame, body),
-        Screen::Stake => stake::render(&ctx, frame, body),
-        Screen::Events => events::render(&ctx, frame, body),
+    if let Some(text) = placeholder(&ctx) {
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: false })
+                .block(section(theme, "Node")),
+            body,
+        );
+    } else {
+        screen(&ctx, frame, body);
     }
     frame.render_widget(Paragraph::new(footer(app, theme, foot.width)), foot);
     if app.help {
         help(&ctx, frame, body);
     }
+    if let Some(p) = &app.prompt {
+        prompt(&ctx, p, frame, body);
+    }
+}
+
+fn screen(ctx: &Ctx<'_>, frame: &mut Frame<'_>, body: Rect) {
+    match ctx.app.screen {
+        Screen::Overview => overview::render(ctx, frame, body),
+        Screen::Hardware => hardware::render(ctx, frame, body),
+        Screen::Capacity => capacity::render(ctx, frame, body),
+        Screen::Power => power::render(ctx, frame, body),
+        Screen::Stake => stake::render(ctx, frame, body),
+        Screen::Events => events::render(ctx, frame, body),
+    }
+}
+
+/// The body before any state arrived: connecting, or refused.
+fn placeholder(ctx: &Ctx<'_>) -> Option<Vec<Line<'static>>> {
+    let m = ctx.app.view();
+    let t = ctx.theme;
+    if !m.facts.node_id.is_empty() {
+        return None;
+    }
+    let name = ctx
+        .app
+        .tab_names
+        .get(ctx.app.tab)
+        .cloned()
+        .unwrap_or_default();
+    match &m.connection {
+        Connection::Refused(why) => Some(vec![
+            Line::default(),
+            Line::styled(
+                format!(" {} NOT AUTHORIZED", glyph(t, Level::Critical)),
+                t.level(Level::Critical),
+            ),
+            Line::default(),
+            Line::from(format!(" {name} refused this console.")),
+            Line::from(format!(" {why}")),
+            Line::default(),
+            Line::from(" The node only admits its owner's key and keys the owner granted a role."),
+            Line::from(" Ask the owner for a grant (nodus id grant … --out FILE), then start the"),
+            Line::from(" console with --grant FILE."),
+        ]),
+        Connection::Connecting | Connection::Stale { .. } => Some(vec![
+            Line::default(),
+            Line::styled(
+                format!(" {} connecting to {name} …", glyph(t, Level::Unknown)),
+                t.level(Level::Unknown),
+            ),
+        ]),
+        _ => None,
+    }
+}
+
+fn node_tabs(ctx: &Ctx<'_>) -> Line<'static> {
+    let t = ctx.theme;
+    let app = ctx.app;
+    let mut spans = if ctx.size == Size::Small {
+        Vec::new()
+    } else {
+        vec![Span::styled(" nodes ", t.dim())]
+    };
+    for i in 0..app.tab_count() {
+        let Some(m) = app.tab_model(i) else { continue };
+        let id = if m.facts.node_id.is_empty() {
+            app.tab_names.get(i).cloned().unwrap_or_default()
+        } else {
+            m.facts.node_id.clone()
+        };
+        let (level, word) = connection_word(&m.connection);
+        // Small: the header names the shown node; tabs show only their link.
+        let text = if ctx.size == Size::Small {
+            format!(" {} {} {word} ", i + 1, glyph(t, level))
+        } else {
+            format!(
+                " {} {} {} {word} ",
+                i + 1,
+                format::short_id(&id),
+                glyph(t, level)
+            )
+        };
+        spans.push(if i == app.tab {
+            Span::styled(text, t.highlight())
+        } else {
+            Span::styled(text, t.level(level))
+        });
+    }
+    Line::from(spans)
+}
+
+fn prompt(ctx: &Ctx<'_>, p: &crate::app::Prompt, frame: &mut Frame<'_>, body: Rect) {
+    let t = ctx.theme;
+    let w = body.width.min(72);
+    let mut lines = vec![Line::from(format!(" {}?", p.what))];
+    if ctx.size > Size::Small {
+        lines.push(Line::default());
+    }
+    lines.extend([
+        Line::from(vec![
+            Span::raw(" Type "),
+            Span::styled(p.token.clone(), t.key()),
+            Span::raw(" to confirm:"),
+        ]),
+        Line::from(vec![
+            Span::raw(" > "),
+            Span::styled(format!("{}_", p.typed), t.accent()),
+        ]),
+    ]);
+    // Wrapped height: the question may take several rows on a narrow screen.
+    let inner = usize::from(w.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let h = (u16::try_from(rows).unwrap_or(u16::MAX) + 2).min(body.height);
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y + (body.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(" confirm ", t.accent())),
+        ),
+        area,
+    );
 }
 
 fn header(ctx: &Ctx<'_>) -> Line<'static> {
@@ -183,19 +318,37 @@ fn banner(ctx: &Ctx<'_>) -> Option<Line<'static>> {
             t.level(Level::Warning),
         )),
         Connection::Refused(why) => Some(Line::styled(
-            format!(" {} not authorized: {why}", glyph(t, Level::Critical)),
+            format!(" {} {why}", glyph(t, Level::Critical)),
             t.level(Level::Critical),
         )),
-        _ => None,
+        _ => app.model.action.as_ref().map(|a| {
+            let (level, text) = match &a.state {
+                ActionState::Pending => (Level::Unknown, format!("{}: sent, waiting", a.what)),
+                ActionState::Done(msg) => (Level::Ok, format!("{}: done: {msg}", a.what)),
+                ActionState::Refused(msg) => {
+                    (Level::Critical, format!("{}: refused: {msg}", a.what))
+                }
+                ActionState::Lost => (
+                    Level::Warning,
+                    format!("{}: link lost before the answer; check the node", a.what),
+                ),
+            };
+            Line::styled(
+                format!(" {} {text} (Esc clears)", glyph(t, level)),
+                t.level(level),
+            )
+        }),
     }
 }
 
 /// The footer's `(key, description)` pairs: the active keymap rows.
 pub fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
-    if app.input == InputMode::Filter {
-        return FILTER_KEYS.to_vec();
+    match app.input {
+        InputMode::Filter => return FILTER_KEYS.to_vec(),
+        InputMode::Confirm => return CONFIRM_KEYS.to_vec(),
+        InputMode::Normal => {}
     }
-    keymap::active(app.screen, app.on_node)
+    keymap::active(app.key_context())
         .map(|b| (b.label, b.short))
         .collect()
 }
@@ -206,6 +359,9 @@ fn footer(app: &App, t: &Theme, width: u16) -> Line<'static> {
     if app.input == InputMode::Filter {
         spans.push(Span::styled(" /", t.key()));
         spans.push(Span::raw(format!("{}_ ", app.filter)));
+    }
+    if app.input == InputMode::Confirm {
+        spans.push(Span::styled(" confirm:", t.key()));
     }
     let full: usize = keys
         .iter()
@@ -225,8 +381,31 @@ fn footer(app: &App, t: &Theme, width: u16) -> Line<'static> {
             .map(|s| s.content.chars().count())
             .sum::<usize>()
         < usize::from(width);
+    let may_act = app.may_act();
+    // Keys alone still too wide (40 columns): the screen digits, which the tab
+    // line lists anyway, collapse into one range.
+    let keys_only: usize = keys.iter().map(|(k, _)| k.chars().count() + 1).sum();
+    let keys: Vec<(&str, &str)> = if !with_words && keys_only >= usize::from(width) {
+        let mut out = vec![("1-6", "")];
+        out.extend(
+            keys.into_iter()
+                .filter(|(k, _)| !(k.len() == 1 && k.as_bytes()[0].is_ascii_digit())),
+        );
+        out
+    } else {
+        keys
+    };
     for (k, d) in keys {
-        spans.push(Span::styled(format!(" {k}"), t.key()));
+        // Actions this console may not run stay listed, dimmed (help says why).
+        let unavailable = !may_act
+            && app.input == InputMode::Normal
+            && keymap::KEYMAP
+                .iter()
+                .any(|b| b.label == k && b.is_node_action());
+        spans.push(Span::styled(
+            format!(" {k}"),
+            if unavailable { t.dim() } else { t.key() },
+        ));
         if with_words && !d.is_empty() {
             spans.push(Span::raw(format!(" {d}")));
         }
@@ -235,9 +414,17 @@ fn footer(app: &App, t: &Theme, width: u16) -> Line<'static> {
 }
 
 /// The help's `(keys, description)` rows: the same rows as the footer.
-pub fn help_rows(app: &App) -> Vec<(&'static str, &'static str)> {
-    keymap::active(app.screen, app.on_node)
-        .map(|b| (b.label, b.help))
+pub fn help_rows(app: &App) -> Vec<(&'static str, String)> {
+    let may_act = app.may_act();
+    keymap::active(app.key_context())
+        .map(|b| {
+            let help = if b.is_node_action() && !may_act {
+                format!("{} – n/a: needs operator", b.help)
+            } else {
+                b.help.to_owned()
+            };
+            (b.label, help)
+        })
         .collect()
 }
 
@@ -247,7 +434,7 @@ fn help(ctx: &Ctx<'_>, frame: &mut Frame<'_>, body: Rect) {
     let w = if ctx.size == Size::Small {
         body.width
     } else {
-        body.width.min(64)
+        body.width.min(72)
     };
     let h = (u16::try_from(rows.len()).unwrap_or(u16::MAX) + 2).min(body.height);
     let area = Rect {

@@ -38,3 +38,5 @@ pub(crate) fn render_buffer(app: &App, theme: &Theme, w: u16, h: u16) -> Buffer 
 pub(crate) fn row_text(buf: &Buffer, y: u16) -> String {
     (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect()
 }
+
+pub(crate) mod fake_agent;
