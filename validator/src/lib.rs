@@ -58,6 +58,7 @@
 pub mod consensus;
 pub mod genesis;
 pub mod signature;
+pub mod sim;
 pub mod state;
 pub mod storage;
 

@@ -81,7 +81,7 @@ pub const DEFAULT_VOTE_MS: u64 = 500;
 pub const DEFAULT_DELTA_MS: u64 = 250;
 /// Default interval at which a validator re-sends its latest votes (and, as
 /// proposer, its proposal): recovers lost messages.
-pub const DEFAULT_REBROADCAST_MS: u64 = 1_000;
+pub const DEFAULT_REBROADCAST_MS: u64 = 500;
 /// Default pause between a decision and the next height, which is the minimum
 /// block interval (CometBFT's `timeout_commit`). Keeps an idle chain from
 /// spinning empty blocks as fast as the network allows.
@@ -139,7 +139,8 @@ impl EngineConfig {
         match timeout.kind {
             TimeoutKind::Propose => self.propose_ms.saturating_add(delta),
             TimeoutKind::Prevote | TimeoutKind::Precommit => self.vote_ms.saturating_add(delta),
-            TimeoutKind::Rebroadcast => self.rebroadcast_ms.saturating_add(delta),
+            // Re-sending is cheap and is what recovers lost messages: no growth.
+            TimeoutKind::Rebroadcast => self.rebroadcast_ms,
         }
     }
 }
@@ -243,9 +244,6 @@ pub enum BlockInvalid {
     /// Parent hash is not our last block's.
     #[error("Parent is not the last committed block")]
     Parent,
-    /// The header's proposer did not sign the proposal.
-    #[error("Header proposer is not the signer")]
-    Proposer,
     /// Time too far ahead.
     #[error("Block time {time} is ahead of our clock ({now})")]
     Future {
@@ -298,13 +296,14 @@ struct Inner<S> {
     candidates: BTreeMap<BlockHash, Candidate>,
     /// First valid vote seen per (round, type, validator) at the height in
     /// progress, to spot equivocation.
-    seen_votes: BTreeMap<(u32, u8, Address), SignedVote>,
+    seen_votes: BTreeMap<(u64, u32, u8, Address), SignedVote>,
     reported: BTreeSet<(Address, u64)>,
     future_proposals: Vec<(Address, SignedProposal)>,
     /// When the next height starts (after the commit delay).
     next_height_at: Option<UnixMillis>,
-    /// A peer ahead of us and when we next ask it for blocks.
-    behind: Option<(Address, UnixMillis)>,
+    /// A peer ahead of us, when we next ask it for blocks, and the highest
+    /// height in progress seen from a peer.
+    behind: Option<(Address, UnixMillis, u64)>,
     /// Our signed proposal for the round in progress, re-sent on rebroadcast.
     own_proposal: Option<SignedProposal>,
     /// The last vote we verified ourselves (so malachite's check is free).
@@ -444,7 +443,7 @@ impl<S: Store> Engine<S> {
         let timers = self.inner.timers.values().map(|(_, at)| *at);
         timers
             .chain(self.inner.next_height_at)
-            .chain(self.inner.behind.map(|(_, at)| at))
+            .chain(self.inner.behind.map(|(_, at, _)| at))
             .min()
     }
 
@@ -502,7 +501,7 @@ impl<S: Store> Engine<S> {
             _ => {}
         }
         if msg_height > height {
-            self.inner.note_ahead(from);
+            self.inner.note_ahead(from, msg_height);
         }
         if msg_height < height {
             return Ok(());
@@ -558,9 +557,11 @@ impl<S: Store> Engine<S> {
             proposer: proposal.proposer,
             value: proposal.value.clone(),
             validity: Validity::from_bool(
-                self.inner
-                    .check_block(&proposal.value, &proposal.proposer)
-                    .is_ok(),
+                // A fresh proposal carries its proposer's own block; a re-proposal
+                // (POL round set) carries the block some earlier proposer built.
+                (proposal.pol_round.is_defined()
+                    || proposal.value.block().header.proposer == proposal.proposer)
+                    && self.inner.check_block(&proposal.value).is_ok(),
             ),
         };
         self.run(MInput::Proposal(p.into()))?;
@@ -616,10 +617,14 @@ impl<S: Store> Engine<S> {
             self.inner.next_height_at = None;
             self.start_height(false)?;
         }
-        if let Some((peer, at)) = self.inner.behind
+        if let Some((peer, at, target)) = self.inner.behind
             && at <= now
         {
-            self.inner.behind = Some((peer, now.saturating_add(self.inner.config.sync_delay_ms)));
+            self.inner.behind = Some((
+                peer,
+                now.saturating_add(self.inner.config.sync_delay_ms),
+                target,
+            ));
             self.inner.outputs.push(Output::Send {
                 to: peer,
                 message: ConsensusMessage::SyncRequest {
@@ -670,16 +675,15 @@ impl<S: Store> Engine<S> {
             warn!(error = %e, "synced block with a bad certificate");
             return Ok(());
         }
-        let proposer = cb.block.header.proposer;
-        if let Err(e) = inner.check_block(&value, &proposer) {
+        if let Err(e) = inner.check_block(&value) {
             warn!(error = %e, "synced block is invalid");
             return Ok(());
         }
         info!(height = cb.block.header.height, "block synced from a peer");
         self.commit(cert)?;
-        // Keep asking while the peer is ahead.
-        if let Some((peer, _)) = self.inner.behind {
-            self.inner.behind = Some((peer, self.inner.now));
+        // Ask for the next one at once while the peer is ahead.
+        if let Some((peer, _, target)) = self.inner.behind {
+            self.inner.behind = Some((peer, self.inner.now, target));
         }
         Ok(())
     }
@@ -743,16 +747,27 @@ impl<S: Store> Engine<S> {
         );
         inner.state = state;
         inner.last_hash = block.hash();
+        let committed_height = inner.state.height();
+        inner.signed.retain(|(h, _, _), _| *h > committed_height);
         inner
-            .signed
-            .retain(|(h, _, _), _| *h > inner.state.height());
+            .seen_votes
+            .retain(|(h, _, _, _), _| *h > committed_height);
         inner.candidates.clear();
         inner.own_proposal = None;
+        // The decided height's timers would only make malachite act on a height
+        // that is over.
+        inner.timers.clear();
         inner.outputs.push(Output::Decided(Box::new(Decided {
             block: committed,
             outcome,
         })));
         inner.height = inner.state.height().saturating_add(1);
+        if inner
+            .behind
+            .is_some_and(|(_, _, target)| target <= inner.height)
+        {
+            inner.behind = None;
+        }
         if inner.behind.is_none() && inner.config.commit_delay_ms > 0 {
             inner.next_height_at = Some(inner.now.saturating_add(inner.config.commit_delay_ms));
             Ok(())
@@ -770,7 +785,6 @@ impl<S: Store> Engine<S> {
             return Err(EngineError::NoValidators(inner.height));
         }
         inner.timers.clear();
-        inner.seen_votes.clear();
         inner.candidates.clear();
         let height = inner.height;
         let validators = inner.validators.clone();
@@ -797,7 +811,7 @@ impl<S: Store> Engine<S> {
                     } => {
                         // Recompute the post-state (needed to commit); the
                         // verdict is the logged one.
-                        let _ = self.inner.check_block(&block, &proposer);
+                        let _ = self.inner.check_block(&block);
                         MInput::ProposedValue(
                             ProposedValue {
                                 height: Height(height),
@@ -835,9 +849,21 @@ impl<S: Store> Engine<S> {
 }
 
 impl<S: Store> Inner<S> {
-    fn note_ahead(&mut self, peer: Address) {
-        if self.behind.is_none() {
-            self.behind = Some((peer, self.now.saturating_add(self.config.sync_delay_ms)));
+    fn note_ahead(&mut self, peer: Address, height: u64) {
+        match &mut self.behind {
+            None => {
+                self.behind = Some((
+                    peer,
+                    self.now.saturating_add(self.config.sync_delay_ms),
+                    height,
+                ));
+            }
+            Some((p, _, target)) => {
+                if height > *target {
+                    *target = height;
+                    *p = peer;
+                }
+            }
         }
     }
 
@@ -859,14 +885,19 @@ impl<S: Store> Inner<S> {
         let Some(round) = vote.round.as_u32() else {
             return false;
         };
-        let key = (round, vote_code(vote.vote_type), vote.validator);
+        let key = (
+            vote.height.0,
+            round,
+            vote_code(vote.vote_type),
+            vote.validator,
+        );
         match self.seen_votes.get(&key) {
             None => {
                 self.seen_votes.insert(key, v.clone());
             }
             Some(first) if first.vote.value != vote.value => {
                 if self.reported.insert((vote.validator, vote.height.0)) {
-                    warn!(validator = %vote.validator, height = vote.height.0, "double sign");
+                    warn!(validator = %vote.validator, height = vote.height.0, first = ?first.vote, second = ?vote, "double sign");
                     self.outputs.push(Output::Evidence(Box::new(Evidence {
                         first: first.to_evidence(),
                         second: v.to_evidence(),
@@ -878,17 +909,15 @@ impl<S: Store> Inner<S> {
         true
     }
 
-    /// Checks a block proposed by `proposer` for the height in progress (cached
-    /// per block hash).
-    fn check_block(
-        &mut self,
-        block: &ProposedBlock,
-        proposer: &Address,
-    ) -> Result<(), BlockInvalid> {
-        if let Some(c) = self.candidates.get(&block.hash()) {
+    /// Checks a block for the height in progress. The verdict is cached per
+    /// block hash, except "too far in the future", which time can change.
+    fn check_block(&mut self, block: &ProposedBlock) -> Result<(), BlockInvalid> {
+        if let Some(c) = self.candidates.get(&block.hash())
+            && !matches!(c.result, Err(BlockInvalid::Future { .. }))
+        {
             return c.result.as_ref().map(|_| ()).map_err(Clone::clone);
         }
-        let result = self.execute(block.block(), proposer);
+        let result = self.execute(block.block());
         if let Err(e) = &result {
             warn!(error = %e, hash = %block.hash(), "invalid block");
         }
@@ -903,11 +932,7 @@ impl<S: Store> Inner<S> {
         verdict
     }
 
-    fn execute(
-        &self,
-        block: &Block,
-        proposer: &Address,
-    ) -> Result<(State, BlockOutcome), BlockInvalid> {
+    fn execute(&self, block: &Block) -> Result<(State, BlockOutcome), BlockInvalid> {
         let expected = self.height;
         if block.header.height != expected {
             return Err(BlockInvalid::Height {
@@ -917,9 +942,6 @@ impl<S: Store> Inner<S> {
         }
         if block.parent != self.last_hash {
             return Err(BlockInvalid::Parent);
-        }
-        if block.header.proposer != *proposer {
-            return Err(BlockInvalid::Proposer);
         }
         let now = self.now / 1000;
         if block.header.time > now.saturating_add(self.config.max_future_secs) {
@@ -942,7 +964,15 @@ impl<S: Store> Inner<S> {
         }
         let slot = record.slot();
         if let Some(existing) = self.signed.get(&slot) {
+            if existing.value != record.value {
+                warn!(?slot, signed = ?existing.value, asked = ?record.value, "guard: conflicting value");
+            }
             return Ok(existing.value == record.value);
+        }
+        if let Some(last) = self.signed.keys().next_back()
+            && *last > slot
+        {
+            warn!(?slot, ?last, "guard: slot below the last signed");
         }
         if self
             .signed
@@ -1042,7 +1072,7 @@ impl<S: Store> Inner<S> {
                 });
                 if let Some(value) = stored {
                     // Re-propose exactly what we signed before a restart.
-                    let _ = self.check_block(&value, &self.address.clone());
+                    let _ = self.check_block(&value);
                     self.queue
                         .push_back(MInput::Propose(LocallyProposedValue::new(
                             height, round, value,
