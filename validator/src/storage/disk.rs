@@ -9,13 +9,15 @@
 //! | `wal` | (height, sequence) | [`WalRecord`] |
 //! | `signed` | (height, round, step) | [`SignRecord`] |
 //!
-//! Every write transaction commits with `Durability::Immediate` (redb's default):
+//! Blocks and sign records commit with `Durability::Immediate` (redb's default):
 //! `commit` returns only once the data is on disk, and redb's copy-on-write
-//! commit makes each transaction all-or-nothing across a crash.
+//! commit makes each transaction all-or-nothing across a crash. WAL appends
+//! commit without their own fsync and become durable with the next sign record
+//! or block, which is at the latest before this validator's next vote leaves.
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{SignRecord, SignStep, Store, StoreError, WalRecord};
 use crate::State;
@@ -119,7 +121,12 @@ impl Store for DiskStore {
 
     fn wal_append(&mut self, height: u64, record: &WalRecord) -> Result<(), StoreError> {
         let bytes = postcard::to_allocvec(record)?;
-        let txn = self.db.begin_write().map_err(dberr)?;
+        let mut txn = self.db.begin_write().map_err(dberr)?;
+        // No fsync of its own: the next durable commit (a sign record, at the
+        // latest before our next vote leaves, or a block) makes it durable. What a
+        // crash can lose is only input received after our last signature, which
+        // peers re-send; safety rests on the sign records, which are durable.
+        txn.set_durability(Durability::None).map_err(dberr)?;
         {
             let mut wal = txn.open_table(WAL).map_err(dberr)?;
             let next = wal

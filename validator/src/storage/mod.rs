@@ -125,7 +125,8 @@ pub trait Store {
     /// the block's.
     fn commit(&mut self, block: &CommittedBlock, state: &State) -> Result<(), StoreError>;
 
-    /// Appends to the WAL of `height`, durably.
+    /// Appends to the WAL of `height`. It must be durable once a later
+    /// [`Store::record_signed`] or [`Store::commit`] returns (it may be sooner).
     fn wal_append(&mut self, height: u64, record: &WalRecord) -> Result<(), StoreError>;
 
     /// The WAL of `height`, in append order.
