@@ -39,6 +39,7 @@ impl Exit {
                     IdError::Keystore(k) => return Self::of_keystore(k),
                     IdError::Mnemonic(_) | IdError::PassphraseMismatch => return Exit::BadInput,
                     IdError::NoPassphrase => return Exit::Usage,
+                    IdError::BadExpiry(_) | IdError::Grant(_) => return Exit::BadInput,
                     IdError::Read { .. } => return Exit::NotFound,
                     _ => {}
                 }
@@ -56,6 +57,12 @@ impl Exit {
             }
             if let Some(c) = cause.downcast_ref::<nodus_netboot::config::ConfigError>() {
                 return Self::of_netboot_config(c);
+            }
+            if let Some(c) = cause.downcast_ref::<nodus_agent::daemon::config::ConfigError>() {
+                return match c {
+                    nodus_agent::daemon::config::ConfigError::Read { .. } => Exit::NotFound,
+                    _ => Exit::BadInput,
+                };
             }
         }
         Exit::Failure
