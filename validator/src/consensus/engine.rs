@@ -708,6 +708,13 @@ impl<S: Store> Engine<S> {
                 return Err(e.into());
             }
             if let Some(cert) = self.inner.decided.take() {
+                // Malachite decided a value it holds in full; make sure we have
+                // its post-state even if our candidate cache lost it.
+                if let Some((_, value)) = self.consensus.decided_value()
+                    && value.hash() == cert.value_id
+                {
+                    let _ = self.inner.check_block(&value);
+                }
                 self.commit(cert)?;
             }
         }
@@ -785,7 +792,7 @@ impl<S: Store> Engine<S> {
             return Err(EngineError::NoValidators(inner.height));
         }
         inner.timers.clear();
-        inner.candidates.clear();
+        // Candidates checked during the commit delay are for this height: keep.
         let height = inner.height;
         let validators = inner.validators.clone();
         self.run(MInput::StartHeight(Height(height), validators))?;
@@ -1118,6 +1125,17 @@ impl<S: Store> Inner<S> {
                             round = ev.round,
                             "refusing a conflicting vote"
                         );
+                        // Malachite now believes it voted and waits for votes
+                        // that, alone, may never come. Time the step out so the
+                        // round moves on (prevote step: precommit nil; precommit
+                        // step: next round), as if our vote had been lost.
+                        if ev.height == self.height {
+                            let round = vote.round;
+                            self.schedule(match vote.vote_type {
+                                VoteType::Prevote => Timeout::prevote(round),
+                                VoteType::Precommit => Timeout::precommit(round),
+                            });
+                        }
                         return Err(EffectError::Refused);
                     }
                     Err(e) => {
@@ -1147,6 +1165,11 @@ impl<S: Store> Inner<S> {
                             height = proposal.height.0,
                             round, "refusing a conflicting proposal"
                         );
+                        // The propose timeout was cancelled when the value came;
+                        // restore it so the round goes on without our proposal.
+                        if proposal.height.0 == self.height {
+                            self.schedule(Timeout::propose(proposal.round));
+                        }
                         return Err(EffectError::Refused);
                     }
                     Err(e) => {
@@ -1217,4 +1240,119 @@ enum EffectError {
     /// Signing refused (double-sign guard or storage failure).
     #[error("Signing refused")]
     Refused,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStore;
+
+    fn single_validator() -> (Genesis, SecretKey) {
+        let key = SecretKey::from_seed(&[3; 32]);
+        let genesis = Genesis::from_json(&format!(
+            r#"{{"chain_id":"unit","genesis_time":1000,
+                "validators":[{{"id":"{}","stake":10}}]}}"#,
+            nodus_identity::AccountId::from(key.public())
+        ))
+        .unwrap();
+        (genesis, key)
+    }
+
+    /// Drives a one-validator engine until it decides `height` or time runs out;
+    /// returns every output.
+    fn drive(engine: &mut Engine<MemStore>, mut now: u64, first: Vec<Output>) -> Vec<Output> {
+        let mut all = Vec::new();
+        let mut pending = first;
+        for _ in 0..200 {
+            let mut next = Vec::new();
+            for output in pending {
+                if let Output::ProposeRequest { height, round, .. } = &output {
+                    let input = Input::Propose {
+                        height: *height,
+                        round: *round,
+                        txs: Vec::new(),
+                    };
+                    next.extend(engine.handle(now, input).unwrap());
+                }
+                all.push(output);
+            }
+            if all.iter().any(|o| matches!(o, Output::Decided(_))) {
+                break;
+            }
+            pending = if next.is_empty() {
+                now = engine.next_deadline().unwrap().max(now);
+                engine.handle(now, Input::Tick).unwrap()
+            } else {
+                next
+            };
+        }
+        all
+    }
+
+    #[test]
+    fn engine_is_send() {
+        fn send<T: Send>() {}
+        send::<Engine<MemStore>>();
+        send::<Engine<crate::storage::DiskStore>>();
+    }
+
+    #[test]
+    fn single_validator_decides_and_commits_before_reporting() {
+        let (genesis, key) = single_validator();
+        let store = MemStore::new();
+        let mut engine =
+            Engine::open(&genesis, key, store.clone(), EngineConfig::default()).unwrap();
+        let first = engine.start(1_001_000).unwrap();
+        let outputs = drive(&mut engine, 1_001_000, first);
+        let decided = outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::Decided(d) => Some(d),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(decided.block.block.header.height, 1);
+        let (state, block) = store.last_committed().unwrap().unwrap();
+        assert_eq!(block, decided.block);
+        assert_eq!(state.root(), decided.block.block.state_root);
+        assert_eq!(engine.state().height(), 1);
+    }
+
+    #[test]
+    fn restarted_engine_never_signs_against_its_sign_records() {
+        let (genesis, key) = single_validator();
+        let mut store = MemStore::new();
+        // Before a "crash", the validator prevoted some block X at height 1,
+        // round 0, and the WAL was lost.
+        let x = BlockHash([9; 32]);
+        store
+            .record_signed(&SignRecord {
+                height: 1,
+                round: 0,
+                step: SignStep::Prevote,
+                value: Some(x),
+                proposal: None,
+            })
+            .unwrap();
+        let mut engine =
+            Engine::open(&genesis, key, store.clone(), EngineConfig::default()).unwrap();
+        let first = engine.start(1_001_000).unwrap();
+        let outputs = drive(&mut engine, 1_001_000, first);
+        for o in &outputs {
+            if let Output::Broadcast(ConsensusMessage::Vote(v)) = o {
+                let e = v.vote.to_evidence_vote();
+                if (e.height, e.round, e.step) == (1, 0, crate::state::evidence::VoteStep::Prevote)
+                {
+                    assert_eq!(e.value, Some(x.0), "signed a conflicting prevote");
+                }
+            }
+        }
+        // It still decides height 1, in a later round.
+        let decided = outputs.iter().find_map(|o| match o {
+            Output::Decided(d) => Some(d),
+            _ => None,
+        });
+        let decided = decided.expect("height 1 decided");
+        assert!(decided.block.certificate.round.as_u32().unwrap() >= 1);
+    }
 }
