@@ -104,6 +104,7 @@ pub fn machine_args(profile: &Profile, paths: &VmPaths) -> Vec<String> {
     );
 
     let mut have_scsi = false;
+    let mut next_port = 0u32;
     for (i, disk) in p.disks.iter().enumerate() {
         let img = path_str(&paths.disk_image(&disk.id));
         let drive = format!("drive-{}", disk.id);
@@ -132,11 +133,22 @@ pub fn machine_args(profile: &Profile, paths: &VmPaths) -> Vec<String> {
                     disk.rotation_rate, disk.id
                 )
             }
-            Bus::Nvme => format!("nvme,drive={drive},serial={serial},id=disk-{}", disk.id),
-            Bus::Virtio => format!(
-                "virtio-blk-pci,drive={drive},serial={serial},id=disk-{}",
-                disk.id
-            ),
+            // PCIe disks sit behind a root port of their own: q35's root bus cannot
+            // hot-unplug, and `device_del` (the harness's disk failure) needs it.
+            Bus::Nvme => {
+                let port = root_port(&mut a, &mut next_port, &disk.id);
+                format!(
+                    "nvme,drive={drive},serial={serial},bus={port},id=disk-{}",
+                    disk.id
+                )
+            }
+            Bus::Virtio => {
+                let port = root_port(&mut a, &mut next_port, &disk.id);
+                format!(
+                    "virtio-blk-pci,drive={drive},serial={serial},bus={port},id=disk-{}",
+                    disk.id
+                )
+            }
         };
         push(&mut a, "-device", dev);
     }
@@ -145,17 +157,32 @@ pub fn machine_args(profile: &Profile, paths: &VmPaths) -> Vec<String> {
             NicModel::Virtio => "virtio-net-pci",
             NicModel::E1000e => "e1000e",
         };
-        push(
-            &mut a,
-            "-device",
-            format!(
-                "{model},netdev=net-{id},mac={mac},id=nic-{id}",
-                id = nic.id,
-                mac = nic.mac
-            ),
+        let mut dev = format!(
+            "{model},netdev=net-{id},mac={mac},id=nic-{id}",
+            id = nic.id,
+            mac = nic.mac
         );
+        // virtio-net reports a configured speed to the guest (ethtool, sysfs
+        // `speed`); e1000e always reports what its PHY model negotiates.
+        if let (NicModel::Virtio, Some(speed)) = (nic.model, nic.speed_mbps) {
+            dev.push_str(&format!(",speed={speed},duplex=full"));
+        }
+        push(&mut a, "-device", dev);
     }
     a
+}
+
+/// Adds a `pcie-root-port` for disk `id` and returns its id. Chassis/slot numbers
+/// only need to be unique per port.
+fn root_port(a: &mut Vec<String>, next: &mut u32, id: &str) -> String {
+    *next += 1;
+    let port = format!("rp-{id}");
+    a.push("-device".to_owned());
+    a.push(format!(
+        "pcie-root-port,id={port},chassis={n},slot={n}",
+        n = *next
+    ));
+    port
 }
 
 /// The AHCI port of SATA disk `index`: SATA disks take ports in profile order.
@@ -268,7 +295,8 @@ mac = "52:54:00:00:00:01"
         assert!(joined.contains("rotation_rate=7200"));
         // The second SATA disk takes the second port even with an NVMe between.
         assert!(joined.contains("ide-hd,drive=drive-c,bus=ide.1"));
-        assert!(joined.contains("nvme,drive=drive-b,serial=SB"));
+        assert!(joined.contains("nvme,drive=drive-b,serial=SB,bus=rp-b"));
+        assert!(joined.contains("pcie-root-port,id=rp-b,chassis=1,slot=1"));
         assert!(joined.contains("e1000e,netdev=net-n0,mac=52:54:00:00:00:01"));
         assert!(joined.contains("file=/tmp/vm/a.qcow2"));
     }

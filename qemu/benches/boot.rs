@@ -1,0 +1,2 @@
+//! Boot-to-ready benchmark (placeholder until the node image lands).
+fn main() {}
