@@ -89,6 +89,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // As PID 1 (`/init` in the boot image) `nodus` is the node's init; it never
+    // returns.
+    #[cfg(target_os = "linux")]
+    if std::process::id() == 1 {
+        nodus_agent::boot::run();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

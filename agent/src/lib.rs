@@ -8,6 +8,7 @@
 //! It deliberately has no user interface: the console renders what the agent serves.
 
 pub mod api;
+pub mod boot;
 pub mod capacity;
 pub mod cli;
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod hal;
 pub mod health;
 pub mod inventory;
 pub mod net;
+pub mod netup;
 pub mod power;
 pub mod sensors;
 pub mod smart;

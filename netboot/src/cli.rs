@@ -34,6 +34,42 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Build a boot image: vmlinuz, initramfs (nodus as /init) and a signed manifest.
+    BuildImage(BuildImageArgs),
+}
+
+/// `nodus netboot build-image` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildImageArgs {
+    /// The kernel image (Debian's `linux-image-amd64` vmlinuz).
+    #[arg(long, value_name = "VMLINUZ")]
+    pub kernel: PathBuf,
+    /// The kernel's module directory, `lib/modules/<release>`.
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// The boot keystore: signs the manifests (see `nodus id new`).
+    #[arg(long, value_name = "KEYSTORE")]
+    pub boot_key: PathBuf,
+    /// Read the keystore passphrase from this file (else $NODUS_PASSPHRASE, else
+    /// the empty passphrase).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The farm id the image is for.
+    #[arg(long, value_name = "ID", default_value = "default")]
+    pub farm: String,
+    /// The chain id (network) the signatures are valid on.
+    #[arg(long, default_value = crate::config::DEFAULT_NETWORK)]
+    pub network: String,
+    /// Kernel modules to include, comma-separated (dependencies are added);
+    /// default: what the hardware profiles need. Empty for none.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub profiles_modules: Option<Vec<String>>,
+    /// The `nodus` binary to put in the image (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub nodus: Option<PathBuf>,
 }
 
 /// `nodus netboot serve` flags; each overrides the config file.
@@ -92,6 +128,9 @@ pub enum Error {
     /// No passphrase was given.
     #[error("No passphrase: use --passphrase-file or $NODUS_PASSPHRASE")]
     NoPassphrase,
+    /// The image could not be built.
+    #[error("Building the image")]
+    Image(#[from] crate::image::ImageError),
     /// Reading the passphrase file or starting the runtime failed.
     #[error("I/O")]
     Io(#[from] std::io::Error),
@@ -178,6 +217,50 @@ impl Command {
                         _ = shutdown() => Ok(()),
                     }
                 })
+            }
+            Self::BuildImage(a) => {
+                let pass = match &a.passphrase_file {
+                    Some(p) => std::fs::read_to_string(p)?,
+                    // An unattended build has nobody to type a passphrase.
+                    None => std::env::var("NODUS_PASSPHRASE").unwrap_or_default(),
+                };
+                let pass = nodus_identity::Passphrase::new(pass.lines().next().unwrap_or(""));
+                let key = nodus_identity::Keystore::open(&a.boot_key, &pass)?;
+                let spec = crate::image::ImageSpec {
+                    kernel: a.kernel,
+                    modules_dir: a.modules,
+                    modules: a.profiles_modules.unwrap_or_else(|| {
+                        crate::image::modules::DEFAULT_MODULES
+                            .iter()
+                            .map(|m| (*m).to_owned())
+                            .collect()
+                    }),
+                    nodus: match a.nodus {
+                        Some(p) => p,
+                        None => std::env::current_exe()?,
+                    },
+                    farm: a.farm,
+                    network: a.network,
+                };
+                let built = crate::image::build(&spec, &key, &a.out)?;
+                let signer = nodus_identity::AccountId::from(key.public()).to_string();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "out": a.out, "signer": signer, "image": built })
+                    );
+                } else {
+                    println!(
+                        "built {}: initramfs {} bytes ({} entries, {} modules, {} libraries), \
+                         boot key {signer}\nkernel command line: nodus.boot_key={signer}",
+                        a.out.display(),
+                        built.initramfs_bytes,
+                        built.entries,
+                        built.modules.len(),
+                        built.libraries.len()
+                    );
+                }
+                Ok(())
             }
             Self::SignImage {
                 image,

@@ -31,6 +31,7 @@ pub mod config;
 pub mod dhcp;
 pub mod events;
 pub mod http;
+pub mod image;
 pub mod manifest;
 pub mod serve;
 pub mod tftp;

@@ -1,0 +1,298 @@
+//! The init: what `nodus` does as PID 1 of a network-booted node.
+//!
+//! In order, it mounts /proc, /sys, /dev, /run and /tmp and puts its output on
+//! /dev/console; parses the kernel command line ([`cmdline`]); verifies every
+//! file of the initramfs against the signed manifest and the boot key
+//! ([`verify`]), and halts with the reason on the console if anything is off —
+//! the agent is then never started; loads the kernel modules listed in the image,
+//! dependencies first; brings up the network ([`crate::netup`], in this process so
+//! addresses and leases survive agent restarts); then starts and supervises
+//! `nodus agent run --mode managed` (with `NODUS_INIT=1`) and the on-node console
+//! ([`supervise`]), reaps orphans, and powers off cleanly on SIGTERM, SIGPWR or
+//! the power button (reboots on Ctrl-Alt-Del / SIGINT).
+//!
+//! It deliberately holds no node logic: inventory, capacity and the APIs are the
+//! agent's. The system calls sit in their own file; the command-line parser, the
+//! verifier and the supervisor are tested without being PID 1.
+//!
+//! Every line it prints starts with `nodus-init:` so the serial log reads as a
+//! boot transcript: `image verified`, `modules loaded`, `network up`, `ready`.
+
+pub mod cmdline;
+pub mod supervise;
+pub mod verify;
+
+#[cfg(target_os = "linux")]
+#[path = "sys_linux.rs"]
+mod sys;
+
+#[cfg(target_os = "linux")]
+pub use self::linux::run;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::{
+        path::{Path, PathBuf},
+        time::{Duration, Instant},
+    };
+
+    use super::{
+        cmdline::{BootParams, ConsoleTty},
+        supervise::{Action, Exit, Supervisor},
+        sys::{self, End},
+        verify,
+    };
+
+    /// The module load list inside the image (written by build-image).
+    const MODULE_LIST: &str = "/etc/nodus/modules";
+    /// How long services get to stop after SIGTERM before everything is killed.
+    const STOP_GRACE: Duration = Duration::from_secs(20);
+
+    fn say(msg: impl std::fmt::Display) {
+        println!("nodus-init: {msg}");
+    }
+
+    /// Prints why, and halts. The agent is never started.
+    fn refuse(reason: impl std::fmt::Display) -> ! {
+        say(format_args!("REFUSING TO BOOT: {reason}"));
+        say("the agent will not be started; halting");
+        sys::end(End::Halt)
+    }
+
+    fn load_modules(params: &BootParams) {
+        let list = match std::fs::read_to_string(MODULE_LIST) {
+            Ok(l) => l,
+            Err(e) => {
+                say(format_args!("no module list ({e})"));
+                return;
+            }
+        };
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for line in list.lines() {
+            let Some((name, path)) = line.split_once(' ') else {
+                continue;
+            };
+            match sys::load_module(Path::new(path), &params.params_for(name)) {
+                Ok(()) => ok.push(name),
+                Err(e) => failed.push(format!("{name} ({e})")),
+            }
+        }
+        say(format_args!("modules loaded: {}", ok.join(" ")));
+        if !failed.is_empty() {
+            say(format_args!("modules failed: {}", failed.join(", ")));
+        }
+    }
+
+    fn watch_power_buttons(tx: tokio::sync::mpsc::Sender<()>) {
+        std::thread::spawn(move || {
+            // The button's input device appears shortly after its module loads.
+            let mut devs = Vec::new();
+            for _ in 0..20 {
+                devs = sys::power_buttons(Path::new("/sys"));
+                if !devs.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            if devs.is_empty() {
+                say("no power button input device; SIGTERM/SIGPWR still power off");
+            }
+            for dev in devs {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    if sys::wait_power_button(&dev).is_ok() {
+                        let _ = tx.blocking_send(());
+                    }
+                });
+            }
+        });
+    }
+
+    struct Services {
+        exe: PathBuf,
+        console: Option<PathBuf>,
+    }
+
+    impl Services {
+        fn start(&self, index: usize) -> std::io::Result<i32> {
+            let exe = &self.exe;
+            match index {
+                0 => sys::spawn(
+                    exe,
+                    &["agent", "run", "--mode", "managed"],
+                    &[("NODUS_INIT", "1"), ("PATH", "/bin"), ("HOME", "/root")],
+                    None,
+                ),
+                _ => {
+                    let tty = self
+                        .console
+                        .as_deref()
+                        .ok_or(std::io::ErrorKind::NotFound)?;
+                    let term = if tty.to_string_lossy().contains("ttyS") {
+                        "vt220"
+                    } else {
+                        "linux"
+                    };
+                    sys::spawn(
+                        exe,
+                        &["console", "--on-node"],
+                        &[("TERM", term), ("PATH", "/bin"), ("HOME", "/root")],
+                        Some(tty),
+                    )
+                }
+            }
+        }
+    }
+
+    async fn supervise(params: BootParams) -> End {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut chld), Ok(mut term), Ok(mut int), Ok(mut pwr)) = (
+            signal(SignalKind::child()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::from_raw(nix::libc::SIGPWR)),
+        ) else {
+            refuse("cannot install signal handlers");
+        };
+        sys::disable_cad();
+        let (button_tx, mut button) = tokio::sync::mpsc::channel(1);
+        watch_power_buttons(button_tx);
+
+        let net = params.net.clone();
+        tokio::spawn(crate::netup::run(net, say));
+
+        let services = Services {
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            console: match &params.console {
+                ConsoleTty::Tty(t) => Some(Path::new("/dev").join(t)),
+                ConsoleTty::None => None,
+            },
+        };
+        let names: &[&'static str] = if services.console.is_some() {
+            &["agent", "console"]
+        } else {
+            &["agent"]
+        };
+        let mut sup = Supervisor::new(names, Instant::now());
+        let mut ending: Option<(End, Instant)> = None;
+        let mut announced = false;
+        loop {
+            let now = Instant::now();
+            while let Some(Action::Start(i)) = sup.poll_action(now) {
+                let name = sup.services()[i].name;
+                match services.start(i) {
+                    Ok(pid) => {
+                        sup.started(i, pid, now);
+                        say(format_args!("started {name} (pid {pid})"));
+                    }
+                    Err(e) => {
+                        let after = sup.failed_to_start(i, now);
+                        say(format_args!("cannot start {name}: {e}; retry in {after:?}"));
+                    }
+                }
+            }
+            if !announced {
+                announced = true;
+                match sys::uptime_secs() {
+                    Some(up) => say(format_args!("ready: {up:.2} s since kernel start")),
+                    None => say("ready"),
+                }
+            }
+            for pid in sys::reap() {
+                match sup.exited(pid, Instant::now()) {
+                    Exit::Restart { index, after } => say(format_args!(
+                        "{} exited; restarting in {after:?}",
+                        sup.services()[index].name
+                    )),
+                    Exit::Stopped(index) => {
+                        say(format_args!("{} stopped", sup.services()[index].name));
+                    }
+                    Exit::Orphan => {}
+                }
+            }
+            if let Some((how, deadline)) = ending
+                && (sup.all_stopped() || Instant::now() >= deadline)
+            {
+                return how;
+            }
+            let wake = [sup.poll_timeout(), ending.map(|(_, d)| d)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let mut begin = |how: End, why: &str| {
+                if ending.is_none() {
+                    say(format_args!("{why}: stopping services"));
+                    for pid in sup.shutdown() {
+                        sys::terminate(pid);
+                    }
+                    ending = Some((how, Instant::now() + STOP_GRACE));
+                }
+            };
+            tokio::select! {
+                _ = chld.recv() => {}
+                _ = term.recv() => begin(End::PowerOff, "SIGTERM"),
+                _ = pwr.recv() => begin(End::PowerOff, "SIGPWR"),
+                _ = int.recv() => begin(End::Reboot, "Ctrl-Alt-Del"),
+                Some(()) = button.recv() => begin(End::PowerOff, "power button"),
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Runs the init. Never returns: the machine ends in power off, reboot or
+    /// halt.
+    pub fn run() -> ! {
+        let failed = sys::mount_early();
+        sys::console_stdio();
+        say(format_args!("nodus {} starting", env!("CARGO_PKG_VERSION")));
+        for f in failed {
+            say(format_args!("mount failed: {f}"));
+        }
+        let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let params = match BootParams::parse(&line) {
+            Ok(p) => p,
+            Err(e) => refuse(e),
+        };
+        for k in &params.unknown {
+            say(format_args!("ignoring unknown kernel parameter {k}"));
+        }
+        match verify::verify_root(
+            Path::new("/"),
+            params.boot_key.as_ref(),
+            &params.network,
+            nodus_identity::statement::unix_now(),
+        ) {
+            Ok(v) => say(format_args!(
+                "image verified: {} entries, farm {}, signed by {}",
+                v.manifest.entries.len(),
+                v.manifest.farm,
+                nodus_identity::AccountId::from(v.signer)
+            )),
+            Err(e) => refuse(error_chain(&e)),
+        }
+        load_modules(&params);
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => refuse(format_args!("cannot start the runtime: {e}")),
+        };
+        let how = rt.block_on(supervise(params));
+        sys::kill_all();
+        say(format_args!("{how:?}"));
+        sys::end(how)
+    }
+
+    fn error_chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut src = e.source();
+        while let Some(c) = src {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            src = c.source();
+        }
+        s
+    }
+}

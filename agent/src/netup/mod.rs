@@ -1,0 +1,312 @@
+//! Managed-mode network bring-up: what Zero-OS's boot-time "internet" step does,
+//! done by the init so the node is reachable before and while its agent runs.
+//!
+//! It finds the physical NICs (those with a `device` in sysfs), sets them up,
+//! waits for carrier, and then either runs a DHCPv4 client ([`dhcp::Client`], a
+//! sans-IO core; [`dhcp_on`] wires it to a UDP socket bound to the NIC) on every
+//! NIC with carrier, or applies `nodus.net=static:…` to the first one. Addresses
+//! and the default route are set over rtnetlink; leases are renewed for as long
+//! as the init runs. It runs inside PID 1, not in the agent, so an agent restart
+//! never drops the node's address.
+//!
+//! It deliberately does no DNS resolver configuration beyond reporting the
+//! servers, no IPv6 (router advertisements configure it in the kernel), and no
+//! bridge or workload networking (the agent's `net` owns those).
+
+pub mod dhcp;
+pub mod links;
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use futures_util::TryStreamExt as _;
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+
+use crate::boot::cmdline::NetSetting;
+
+/// How long to wait for a NIC with carrier after setting the NICs up.
+pub const CARRIER_WAIT: Duration = Duration::from_secs(10);
+
+/// Why the network could not be brought up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetupError {
+    /// The rtnetlink socket could not be opened.
+    #[error("Cannot open rtnetlink")]
+    Netlink(#[source] std::io::Error),
+    /// A netlink request failed.
+    #[error("Netlink {what} failed")]
+    Request {
+        /// What was asked.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// The DHCP socket could not be opened or used.
+    #[error("DHCP socket on {iface}")]
+    Socket {
+        /// The interface.
+        iface: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The interface does not exist or has no MAC address.
+    #[error("No usable interface {0}")]
+    NoInterface(String),
+}
+
+/// An rtnetlink connection whose task runs on the current runtime.
+pub fn connect() -> Result<Handle, NetupError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(NetupError::Netlink)?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+fn req(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> NetupError {
+    move |source| NetupError::Request { what, source }
+}
+
+/// Sets a link administratively up.
+pub async fn link_up(h: &Handle, index: u32) -> Result<(), NetupError> {
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(req("link up"))
+}
+
+/// Adds (or replaces) an IPv4 address on a link.
+pub async fn add_address(
+    h: &Handle,
+    index: u32,
+    address: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), NetupError> {
+    h.address()
+        .add(index, IpAddr::V4(address), prefix)
+        .replace()
+        .execute()
+        .await
+        .map_err(req("address add"))
+}
+
+/// Removes an IPv4 address from a link (absent is fine).
+pub async fn del_address(h: &Handle, index: u32, address: Ipv4Addr) -> Result<(), NetupError> {
+    let mut addrs = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .set_address_filter(IpAddr::V4(address))
+        .execute();
+    while let Some(m) = addrs.try_next().await.map_err(req("address dump"))? {
+        h.address()
+            .del(m)
+            .execute()
+            .await
+            .map_err(req("address del"))?;
+    }
+    Ok(())
+}
+
+/// Sets (or replaces) the IPv4 default route via `gateway` on a link.
+pub async fn set_default_route(
+    h: &Handle,
+    index: u32,
+    gateway: Ipv4Addr,
+) -> Result<(), NetupError> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .output_interface(index)
+        .gateway(gateway)
+        .build();
+    h.route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(req("default route"))
+}
+
+fn xid_seed(mac: [u8; 6]) -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ nanos
+}
+
+fn dhcp_socket(iface: &str) -> Result<tokio::net::UdpSocket, NetupError> {
+    let err = |source| NetupError::Socket {
+        iface: iface.to_owned(),
+        source,
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    // Bound to the NIC, so broadcasts go out of (and replies come in on) this
+    // one, even before it has an address.
+    s.bind_device(Some(iface.as_bytes())).map_err(err)?;
+    s.set_broadcast(true).map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.set_nonblocking(true).map_err(err)?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68).into())
+        .map_err(err)?;
+    tokio::net::UdpSocket::from_std(s.into()).map_err(err)
+}
+
+/// Runs DHCP on `iface` for ever: gets a lease, configures it, renews it.
+/// `log` receives one line per lease event.
+pub async fn dhcp_on(
+    h: &Handle,
+    iface: &str,
+    log: impl Fn(String),
+) -> Result<std::convert::Infallible, NetupError> {
+    let nic = links::by_name(Path::new("/sys"), iface)
+        .ok_or_else(|| NetupError::NoInterface(iface.to_owned()))?;
+    link_up(h, nic.index).await?;
+    let sock = dhcp_socket(iface)?;
+    let mut c = dhcp::Client::new(nic.mac, xid_seed(nic.mac), Instant::now());
+    let mut buf = vec![0u8; 1500];
+    loop {
+        while let Some(t) = c.poll_transmit() {
+            // A send can fail while the link flaps; the timer retransmits.
+            let _ = sock
+                .send_to(&t.payload, SocketAddrV4::new(t.destination, 67))
+                .await;
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                dhcp::Event::Bound(l) => {
+                    add_address(h, nic.index, l.address, l.prefix).await?;
+                    if let Some(gw) = l.router {
+                        set_default_route(h, nic.index, gw).await?;
+                    }
+                    log(format!(
+                        "network up: {iface} {}/{} via {} (dhcp from {}, lease {} s, dns {:?})",
+                        l.address,
+                        l.prefix,
+                        l.router.map_or_else(|| "-".to_owned(), |g| g.to_string()),
+                        l.server,
+                        l.lease.as_secs(),
+                        l.dns
+                    ));
+                }
+                dhcp::Event::Renewed(l) => {
+                    log(format!(
+                        "lease renewed: {iface} {} for {} s",
+                        l.address,
+                        l.lease.as_secs()
+                    ));
+                }
+                dhcp::Event::Lost(l) => {
+                    del_address(h, nic.index, l.address).await?;
+                    log(format!("lease lost: {iface} {}", l.address));
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::from_std(c.poll_timeout());
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, _)) = r {
+                    c.handle_datagram(&buf[..n], Instant::now());
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => c.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// Brings the network up as `setting` says, reporting through `log`; with DHCP
+/// it keeps running to renew leases.
+pub async fn run(setting: NetSetting, log: impl Fn(String) + Send + Sync + 'static) {
+    if setting == NetSetting::None {
+        log("network: none (nodus.net=none)".to_owned());
+        return;
+    }
+    let log = std::sync::Arc::new(log);
+    let h = match connect() {
+        Ok(h) => h,
+        Err(e) => {
+            log(format!("network: {e}"));
+            return;
+        }
+    };
+    let sys = Path::new("/sys");
+    let nics = links::physical(sys);
+    if nics.is_empty() {
+        log("network: no physical NIC found".to_owned());
+        return;
+    }
+    for n in &nics {
+        if let Err(e) = link_up(&h, n.index).await {
+            log(format!("network: {}: {e}", n.name));
+        }
+    }
+    let start = Instant::now();
+    let mut up = Vec::new();
+    while start.elapsed() < CARRIER_WAIT {
+        up = nics
+            .iter()
+            .filter(|n| links::has_carrier(sys, &n.name))
+            .cloned()
+            .collect();
+        if !up.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if up.is_empty() {
+        log(format!(
+            "network: no carrier on {} after {CARRIER_WAIT:?}",
+            nics.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return;
+    }
+    match setting {
+        NetSetting::Static {
+            address,
+            gateway,
+            dns,
+        } => {
+            let nic = &up[0];
+            let r = async {
+                add_address(&h, nic.index, address.address, address.prefix).await?;
+                set_default_route(&h, nic.index, gateway).await
+            }
+            .await;
+            match r {
+                Ok(()) => log(format!(
+                    "network up: {} {address} via {gateway} (static, dns {dns:?})",
+                    nic.name
+                )),
+                Err(e) => log(format!("network: {}: {e}", nic.name)),
+            }
+        }
+        NetSetting::Dhcp => {
+            let mut tasks = Vec::new();
+            for nic in up {
+                let h = h.clone();
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    let l2 = log.clone();
+                    let Err(e) = dhcp_on(&h, &nic.name, move |m| l2(m)).await;
+                    log(format!("network: {}: {e}", nic.name));
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        NetSetting::None => {}
+    }
+}
