@@ -29,6 +29,16 @@ impl Exit {
     pub fn of(err: &anyhow::Error) -> Self {
         use nodus_identity::{KeystoreError, cli::Error as IdError};
         for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<nodus_console::node_cli::Error>()
+                && let Some(exit) = Self::of_node_action(e)
+            {
+                return exit;
+            }
+            if let Some(e) = cause.downcast_ref::<nodus_console::cli::Error>()
+                && let Some(exit) = Self::of_console(e)
+            {
+                return exit;
+            }
             // `#[error(transparent)]` wrappers forward `source()` past themselves, so
             // a wrapped keystore error is matched through its wrapper below.
             if let Some(e) = cause.downcast_ref::<KeystoreError>() {
@@ -70,6 +80,36 @@ impl Exit {
 }
 
 impl Exit {
+    /// `nodus node …`: refused key or role, bad token, unreachable node.
+    fn of_node_action(e: &nodus_console::node_cli::Error) -> Option<Self> {
+        use nodus_console::node_cli::Error as E;
+        match e {
+            E::NotAuthorized(_) => Some(Exit::NotAuthorized),
+            E::BadConfirmation(_) => Some(Exit::BadInput),
+            E::Unreachable(_) => Some(Exit::Unreachable),
+            E::NoKey => Some(Exit::Usage),
+            E::Setup(c) => Self::of_console(c),
+            _ => None,
+        }
+    }
+
+    /// `nodus console` and the setup shared with `nodus node`.
+    fn of_console(e: &nodus_console::cli::Error) -> Option<Self> {
+        use nodus_console::cli::Error as E;
+        use nodus_console::source::SourceError;
+        use nodus_identity::cli::Error as IdError;
+        match e {
+            E::NoKey => Some(Exit::Usage),
+            E::Keystore(IdError::Keystore(k)) => Some(Self::of_keystore(k)),
+            E::Keystore(IdError::NoPassphrase) => Some(Exit::Usage),
+            E::ReadGrant { .. } | E::ReadDemo { .. } => Some(Exit::NotFound),
+            E::BadGrant { .. } | E::NodeId(_) | E::ParseDemo { .. } => Some(Exit::BadInput),
+            E::Source(SourceError::NotAuthorized(_)) => Some(Exit::NotAuthorized),
+            E::Source(_) => Some(Exit::Unreachable),
+            _ => None,
+        }
+    }
+
     fn of_netboot_config(c: &nodus_netboot::config::ConfigError) -> Self {
         match c {
             nodus_netboot::config::ConfigError::Read { .. } => Exit::NotFound,

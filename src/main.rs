@@ -4,6 +4,7 @@
 //! each command; it holds no logic of its own. Exit codes are listed in
 //! [`exit::Exit`].
 
+mod devnet;
 mod exit;
 
 use std::process::ExitCode;
@@ -46,6 +47,13 @@ enum Command {
     },
     /// The terminal dashboard, local or remote (`--demo FILE` renders an inventory JSON).
     Console(nodus_console::cli::Args),
+    /// One operator action on a node, for scripts (identify, reboot, poweroff, approve-disk).
+    Node {
+        #[command(subcommand)]
+        cmd: nodus_console::node_cli::Command,
+    },
+    /// A grid on this machine: this host's agent in observe mode and the console on it.
+    Devnet(devnet::Args),
     /// Network boot server: DHCP/proxyDHCP, TFTP, HTTP boot, signed images.
     Netboot {
         #[command(subcommand)]
@@ -81,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent { cmd } => cmd.run(cli.json)?,
         Command::Netboot { cmd } => cmd.run(cli.json)?,
         Command::Console(args) => args.run()?,
+        Command::Node { cmd } => cmd.run(cli.json)?,
+        Command::Devnet(args) => args.run()?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "nodus", &mut std::io::stdout());
         }

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod demo;
 pub mod keymap;
 pub mod model;
+pub mod node_cli;
 pub mod report;
 pub mod source;
 pub mod term;

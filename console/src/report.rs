@@ -23,7 +23,7 @@ pub fn text(m: &Model) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let mut line = |s: String| {
-        let _ = writeln!(out, "{s}");
+        let _ = writeln!(out, "{}", s.trim_end());
     };
     line(format!("node      {}", m.facts.node_id));
     if let Some(s) = &m.session {

@@ -1,0 +1,434 @@
+//! The console and `nodus node` against a real `nodus agent run` on loopback:
+//! the dashboard in tmux (screens, values, an identify and a simulated reboot
+//! confirmed with the node's short id, `q` quits), an unknown key's "not
+//! authorized" screen, and the action CLI's exit codes for every role.
+//!
+//! The agent reads a fixture machine (`--root`, the procfs trees of
+//! shared/fixtures/sysfs), runs managed with the simulated power backend, so
+//! nothing happens to the host. Heavy tier: needs tmux (scripts/test.sh
+//! installs it); the tmux test is skipped with a message when it is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
+const PASS: &str = "test-pass";
+
+fn nodus() -> Command {
+    let mut c = Command::new(NODUS);
+    c.env("NODUS_PASSPHRASE", PASS).env_remove("NODUS_INIT");
+    c
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn fixtures_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|up| up.join("shared/fixtures/sysfs"))
+        .find(|p| p.is_dir())
+        .expect("shared/fixtures/sysfs")
+}
+
+/// A fresh keystore; returns `(account id, node id, short)`.
+fn new_key(path: &Path) -> (String, String, String) {
+    let out = nodus()
+        .args(["--json", "id", "new", "--keystore"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    (s("id"), s("node_id"), s("short"))
+}
+
+struct Agent {
+    child: Child,
+    node: String,
+    quic: String,
+    dir: tempfile::TempDir,
+    owner_key: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
+            let ok = Command::new("tar")
+                .arg("xzf")
+                .arg(fixtures_dir().join(a))
+                .arg("-C")
+                .arg(&root)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "tar {a}");
+        }
+        let owner_key = dir.path().join("owner.key");
+        let (owner, _, _) = new_key(&owner_key);
+        let config = dir.path().join("agent.toml");
+        std::fs::write(
+            &config,
+            "mode = \"managed\"\npower_backend = \"simulated\"\n",
+        )
+        .unwrap();
+        let mut child = nodus()
+            .args([
+                "agent",
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--dbus-address",
+                "none",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(&root)
+            .arg("--socket")
+            .arg(dir.path().join("agent.sock"))
+            .arg("--key")
+            .arg(dir.path().join("node.key"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--owner", &owner])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("no {k}= in {line:?}"))
+                .to_owned()
+        };
+        Agent {
+            node: field("node"),
+            quic: field("quic"),
+            child,
+            dir,
+            owner_key,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("{}@{}", self.node, self.quic)
+    }
+
+    fn short(&self) -> String {
+        // The node id's short form: the confirmation token.
+        self.node[..13].to_owned()
+    }
+
+    fn grant(&self, role: &str) -> (PathBuf, PathBuf) {
+        let key = self.dir.path().join(format!("{role}.key"));
+        let (acct, _, _) = new_key(&key);
+        let file = self.dir.path().join(format!("{role}.grant"));
+        let out = nodus()
+            .args(["id", "grant", "--keystore"])
+            .arg(&self.owner_key)
+            .args(["--to", &acct, "--role", role, "--node", &self.node, "--out"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (key, file)
+    }
+
+    fn node_action(
+        &self,
+        action: &[&str],
+        key: &Path,
+        grant: Option<&Path>,
+        confirm: &str,
+    ) -> Output {
+        let mut c = nodus();
+        c.args(["--json", "node"])
+            .args(action)
+            .args(["--connect", &self.target(), "--confirm", confirm, "--key"])
+            .arg(key);
+        if let Some(g) = grant {
+            c.arg("--grant").arg(g);
+        }
+        c.output().unwrap()
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn heavy_node_actions_by_role_with_exit_codes() {
+    let agent = Agent::start();
+    let token = agent.short();
+    // The owner: everything.
+    let o = agent.node_action(&["identify"], &agent.owner_key, None, &token);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcome"], "done");
+    assert_eq!(v["action"], "identify");
+    // An operator through a grant: identify and a (simulated) reboot.
+    let (op_key, op_grant) = agent.grant("operator");
+    let o = agent.node_action(&["identify"], &op_key, Some(&op_grant), &token);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    // The same request id twice: the second answer is the first, replayed.
+    let id = "00112233445566778899aabbccddeeff";
+    for replayed in [false, true] {
+        let o = agent.node_action(
+            &["reboot", "--request-id", id],
+            &op_key,
+            Some(&op_grant),
+            &token,
+        );
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["replayed"], replayed, "{v}");
+    }
+    // A wrong confirmation token: bad input (5).
+    let o = agent.node_action(&["identify"], &op_key, Some(&op_grant), "node1wrong");
+    assert_eq!(code(&o), 5, "{}", String::from_utf8_lossy(&o.stdout));
+    // A viewer is refused identify: not authorized (3).
+    let (v_key, v_grant) = agent.grant("viewer");
+    let o = agent.node_action(&["identify"], &v_key, Some(&v_grant), &token);
+    assert_eq!(code(&o), 3, "{}", String::from_utf8_lossy(&o.stdout));
+    // An unknown key, no grant: refused at the handshake, also 3.
+    let stranger = agent.dir.path().join("stranger.key");
+    new_key(&stranger);
+    let o = agent.node_action(&["identify"], &stranger, None, &token);
+    assert_eq!(code(&o), 3, "{}", String::from_utf8_lossy(&o.stderr));
+    // Nobody listening: unreachable (7).
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let o = nodus()
+        .args(["node", "identify", "--connect"])
+        .arg(format!("{}@{dead_addr}", agent.node))
+        .args(["--confirm", &token, "--key"])
+        .arg(&agent.owner_key)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 7, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Self {
+        let t = Tmux {
+            socket: format!("nodus-{name}-{}", std::process::id()),
+        };
+        let out = t.run(&["new-session", "-d", "-s", "c", "-x", "120", "-y", "40", cmd]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "c"]).stdout).into_owned()
+    }
+
+    /// Polls the pane until `pred` holds; the limit only bounds a hang.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let pane = self.capture();
+            if pred(&pane) {
+                return pane;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waiting for {what}; pane:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "c"];
+        args.extend(keys);
+        assert!(self.run(&args).status.success());
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "c"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn console_cmd(agent: &Agent, key: &Path) -> String {
+    format!(
+        "env NODUS_PASSPHRASE={PASS} TERM=xterm-256color {NODUS} console --connect {} --key {}; sleep 30",
+        agent.target(),
+        key.display()
+    )
+}
+
+#[test]
+fn heavy_console_in_tmux_on_a_real_agent() {
+    if !have("tmux") {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let agent = Agent::start();
+    let tmux = Tmux::start("agent", &console_cmd(&agent, &agent.owner_key));
+    let short = agent.short();
+    let pane = tmux.wait_for("the overview", |p| {
+        p.contains("connected") && p.contains("Uptime")
+    });
+    assert!(pane.contains(&agent.node), "{pane}");
+    assert!(pane.contains("managed"), "{pane}");
+    assert!(pane.contains("Health"), "{pane}");
+    tmux.keys(&["2"]);
+    tmux.wait_for("the hardware screen", |p| {
+        p.contains("Disks") && p.contains("Sensors")
+    });
+    tmux.keys(&["3"]);
+    tmux.wait_for("the capacity screen", |p| p.contains("CRU"));
+    tmux.keys(&["1", "i"]);
+    tmux.wait_for("the confirmation prompt", |p| {
+        p.contains(&format!("Type {short}"))
+    });
+    tmux.keys(&["-l", &short]);
+    tmux.keys(&["Enter"]);
+    let pane = tmux.wait_for("the identify outcome", |p| {
+        p.contains("identify") && p.contains(": done")
+    });
+    assert!(!pane.contains("refused"), "{pane}");
+    tmux.keys(&["Escape", "R"]);
+    tmux.wait_for("the reboot prompt", |p| {
+        p.contains("reboot") && p.contains(&format!("Type {short}"))
+    });
+    tmux.keys(&["-l", "node1nope"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the mismatch", |p| p.contains("does not match"));
+    tmux.keys(&["-l", &short]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the simulated reboot", |p| {
+        p.contains("reboot") && p.contains(": done")
+    });
+    tmux.keys(&["q"]);
+    // The console is gone; the shell's `sleep` keeps the pane for inspection.
+    tmux.wait_for("the console to quit", |p| !p.contains("Uptime"));
+    assert!(tmux.alive());
+}
+
+#[test]
+fn heavy_unknown_key_sees_not_authorized() {
+    if !have("tmux") {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let agent = Agent::start();
+    let stranger = agent.dir.path().join("stranger.key");
+    new_key(&stranger);
+    let tmux = Tmux::start("refused", &console_cmd(&agent, &stranger));
+    let pane = tmux.wait_for("the refusal", |p| p.contains("NOT AUTHORIZED"));
+    assert!(pane.contains("--grant FILE"), "{pane}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("the console to quit", |p| !p.contains("NOT AUTHORIZED"));
+}
+
+#[test]
+fn heavy_devnet_without_a_tty_prints_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
+        assert!(
+            Command::new("tar")
+                .arg("xzf")
+                .arg(fixtures_dir().join(a))
+                .arg("-C")
+                .arg(&root)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let out = nodus()
+        .args(["devnet", "--state-dir"])
+        .arg(dir.path().join("devnet"))
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for s in [
+        "node      node1",
+        "mode      observe",
+        "cpu ",
+        "memory ",
+        "disks ",
+        "nics ",
+        "capacity  cru",
+        "health ",
+        "power ",
+        "role      owner",
+    ] {
+        assert!(text.contains(s), "lacks {s:?}:\n{text}");
+    }
+    // The agent child is gone: nothing listens on its socket any more.
+    let sock = dir.path().join("devnet/agent.sock");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&sock).is_err(),
+        "agent still serving"
+    );
+}
