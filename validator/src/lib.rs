@@ -56,7 +56,11 @@
 //! ```
 
 pub mod consensus;
+pub mod cli;
 pub mod genesis;
+pub mod mempool;
+pub mod node;
+pub mod rpc;
 pub mod signature;
 pub mod sim;
 pub mod state;
