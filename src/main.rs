@@ -59,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         cmd: nodus_netboot::cli::Command,
     },
+    /// The proof-of-stake chain: validator keys, local test networks, running a validator.
+    Validator {
+        #[command(subcommand)]
+        cmd: nodus_validator::cli::Command,
+    },
+    /// Transactions and queries against a running chain (`--endpoint ID@HOST:PORT`).
+    Chain(nodus_validator::cli::chain::Args),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -89,6 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent { cmd } => cmd.run(cli.json)?,
         Command::Netboot { cmd } => cmd.run(cli.json)?,
         Command::Console(args) => args.run()?,
+        Command::Validator { cmd } => cmd.run(cli.json)?,
+        Command::Chain(args) => args.run(cli.json)?,
         Command::Node { cmd } => cmd.run(cli.json)?,
         Command::Devnet(args) => args.run()?,
         Command::Completions { shell } => {

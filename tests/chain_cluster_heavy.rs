@@ -1,0 +1,246 @@
+//! Heavy: four `nodus validator run` processes on loopback over real QUIC.
+//!
+//! `nodus validator testnet --validators 4` writes the network; the validators
+//! finalize blocks; a `nodus chain tx transfer` shows in `nodus chain query
+//! account`; `kill -9` of one validator does not stop finality; restarted, it
+//! catches up from its peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
+
+/// Generous bound for anything to happen on a loaded 2-core CI machine.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn nodus() -> Command {
+    let mut c = Command::new(NODUS);
+    c.env_remove("NODUS_PASSPHRASE").env_remove("RUST_LOG");
+    c
+}
+
+/// Four consecutive free UDP ports on loopback.
+fn free_base_port() -> u16 {
+    for _ in 0..200 {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > 65_000 {
+            continue;
+        }
+        let ok = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+    panic!("no four consecutive free UDP ports");
+}
+
+struct Validator {
+    config: PathBuf,
+    endpoint: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Validator {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut child = nodus()
+            .args(["--log", "info", "validator", "run", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("ready "),
+            "no ready line from {}: {line:?}\n{}",
+            self.endpoint,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "nodus failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn height_at(endpoint: &str) -> Option<u64> {
+    let out = nodus()
+        .args(["--json", "chain", "query", "height", "--endpoint", endpoint])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&out.stdout).ok()?["height"].as_u64()
+}
+
+fn wait_height(endpoint: &str, at_least: u64, logs: &[&Path]) -> u64 {
+    let start = Instant::now();
+    loop {
+        if let Some(h) = height_at(endpoint)
+            && h >= at_least
+        {
+            return h;
+        }
+        if start.elapsed() > PATIENCE {
+            for l in logs {
+                eprintln!(
+                    "--- {}\n{}",
+                    l.display(),
+                    std::fs::read_to_string(l).unwrap_or_default()
+                );
+            }
+            panic!("{endpoint} did not reach height {at_least}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn balance(endpoints: &[&str], id: &str) -> u128 {
+    let mut c = nodus();
+    c.args(["--json", "chain", "query", "account", id]);
+    for e in endpoints {
+        c.args(["--endpoint", e]);
+    }
+    let v = json_of(&c.output().unwrap());
+    v["balance"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn heavy_four_validators_finalize_transfer_survive_kill_and_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let out = nodus()
+        .args([
+            "--json",
+            "validator",
+            "testnet",
+            "--validators",
+            "4",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .output()
+        .unwrap();
+    let net = json_of(&out);
+    let accounts = net["accounts"].as_array().unwrap();
+    assert!(accounts.len() >= 2);
+    let mut validators: Vec<Validator> = net["validators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Validator {
+            config: PathBuf::from(v["config"].as_str().unwrap()),
+            endpoint: v["endpoint"].as_str().unwrap().to_owned(),
+            log: dir.path().join(format!("validator-{i}.log")),
+            child: None,
+        })
+        .collect();
+    assert_eq!(validators.len(), 4);
+    for v in &mut validators {
+        v.start();
+    }
+    let logs: Vec<PathBuf> = validators.iter().map(|v| v.log.clone()).collect();
+    let logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    let eps: Vec<String> = validators.iter().map(|v| v.endpoint.clone()).collect();
+
+    // 1. Blocks finalize.
+    wait_height(&eps[0], 3, &logs);
+
+    // 2. A transfer shows in the receiver's account, read through another validator.
+    let sender = accounts[0]["keystore"].as_str().unwrap();
+    let receiver = accounts[1]["id"].as_str().unwrap();
+    let before = balance(&[&eps[2]], receiver);
+    let out = nodus()
+        .args([
+            "--json", "chain", "tx", "transfer", "--to", receiver, "--amount", "12345",
+        ])
+        .args([
+            "--keystore",
+            sender,
+            "--endpoint",
+            &eps[0],
+            "--endpoint",
+            &eps[1],
+        ])
+        .output()
+        .unwrap();
+    let tx = json_of(&out);
+    assert_eq!(tx["status"], "applied", "{tx}");
+    let included = tx["height"].as_u64().unwrap();
+    wait_height(&eps[2], included, &logs);
+    assert_eq!(balance(&[&eps[2]], receiver), before + 12_345);
+    // The first endpoint may be down: the client moves on to the next.
+    let dead = format!("{}@127.0.0.1:9", eps[0].split('@').next().unwrap());
+    assert_eq!(balance(&[&dead, &eps[3]], receiver), before + 12_345);
+
+    // 3. kill -9 one validator: the other three (3 of 4 stake > 2/3) keep finalizing.
+    validators[3].kill9();
+    let h = height_at(&eps[0]).unwrap();
+    wait_height(&eps[0], h + 3, &logs);
+    wait_height(&eps[1], h + 3, &logs);
+
+    // 4. Restarted, it catches up with the others.
+    validators[3].start();
+    let target = height_at(&eps[0]).unwrap();
+    wait_height(&eps[3], target, &logs);
+    // And keeps following.
+    let later = wait_height(&eps[0], target + 2, &logs);
+    wait_height(&eps[3], later, &logs);
+
+    // 5. SIGTERM stops a validator cleanly.
+    let mut child = validators[0].child.take().unwrap();
+    nix_term(child.id());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "validator exited with {status} after SIGTERM"
+    );
+}
+
+fn nix_term(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
