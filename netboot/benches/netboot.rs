@@ -1,19 +1,26 @@
 //! Netboot benchmarks against Debian's real peers, in network namespaces (root).
 //!
 //! - TFTP: a 32 MiB file (`NODUS_BENCH_TFTP_MIB` to change) at 0 ms and 5 ms added
-//!   round trip (a user-space delaying relay; see `add_delayed_host`), ours vs `tftpd-hpa` in lock-step with the same client, then
-//!   ours with windowsize 4 and 16.
+//!   round trip (a user-space delaying relay; see `add_delayed_host`), ours vs
+//!   `tftpd-hpa` in lock-step with the same client — at 5 ms in ABBA order, with
+//!   per-block ACK→DATA percentiles beside the totals — then ours with windowsize 4
+//!   and 16.
 //! - DHCP: DISCOVER→OFFER rate, ours vs dnsmasq, with a sequential client loop.
+//! - PXE: power-on → the trivial image's `/init` in QEMU (TCG), through the NIC's
+//!   iPXE ROM and through OVMF's PXE (see `tests/pxe_heavy.rs`).
 //!
-//! Run: `cargo bench -p nodus-netboot --bench netboot` (about 6 minutes, most of it
-//! the two 5 ms lock-step transfers). `NODUS_BENCH_ONLY=tftp|dhcp`,
-//! `NODUS_BENCH_RTTS=0` and `NODUS_BENCH_TFTP_MIB=N` narrow it. Prints figures;
-//! asserts nothing about speed.
+//! Run: `cargo bench -p nodus-netboot --bench netboot` (about 13 minutes, most of
+//! it the four 5 ms lock-step transfers). `NODUS_BENCH_ONLY=tftp|dhcp|pxe`,
+//! `NODUS_BENCH_RTTS=0`, `NODUS_BENCH_ROUNDS_5MS=N` (ABBA pairs, default 2) and
+//! `NODUS_BENCH_TFTP_MIB=N` narrow it. Prints figures; asserts nothing about
+//! speed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/pxe/mod.rs"]
+mod pxe;
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket},
@@ -47,6 +54,46 @@ fn main() {
     }
     if only.is_empty() || only == "dhcp" {
         dhcp_bench();
+    }
+    if only.is_empty() || only == "pxe" {
+        pxe_bench();
+    }
+}
+
+/// PXE boot → `/init` under TCG, through the NIC's iPXE ROM and through OVMF's own
+/// PXE, with the trivial image (see `tests/pxe_heavy.rs`).
+fn pxe_bench() {
+    println!("PXE boot in QEMU (TCG, q35, virtio-net), power-on → first line of /init");
+    for ovmf in [false, true] {
+        let name = if ovmf {
+            "OVMF PXE → TFTP ipxe.efi → HTTP"
+        } else {
+            "iPXE ROM → HTTP"
+        };
+        let Some(kernel) = pxe::prerequisites("pxe bench", ovmf) else {
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        pxe::tftp_root(tmp.path());
+        let image = tmp.path().join("image");
+        pxe::trivial_image(&image, &kernel);
+        let seg = Segment::new("v", &[true]);
+        let extra = format!(
+            "image = \"{}\"\nkernel_args = \"console=ttyS0 panic=-1\"\n\
+             [dhcp]\nrange = \"{}-{}\"\n",
+            image.display(),
+            seg.addr(100),
+            seg.addr(110),
+        );
+        let srv = Server::start(&seg, 0, settings(seg.ip(0), tmp.path(), "dhcp", &extra));
+        let mut vm = pxe::Vm::boot(&seg, tmp.path(), "52:54:00:be:0c:01", ovmf);
+        match vm.wait_for(pxe::MARKER) {
+            Ok((_, took)) => println!("  {name:<34} {:>6.1} s", took.as_secs_f64()),
+            Err(why) => println!(
+                "  {name:<34} FAILED: {}",
+                pxe::diagnose(&vm, tmp.path(), &srv, &why)
+            ),
+        }
     }
 }
 
@@ -115,30 +162,77 @@ fn tftp_bench() {
         .collect();
     for rtt in rtts {
         let client = if rtt > 0 { slow } else { 1 };
-        // Our own RFC 7440 client (windowsize 1 = lock-step) against both servers,
-        // alternating; at 0 ms the machine's other load dominates single runs, so
-        // take the median of three.
-        let rounds = if rtt == 0 { 3 } else { 1 };
+        // Our own RFC 7440 client (windowsize 1 = lock-step) against both servers.
+        // At 0 ms the machine's other load dominates single runs: median of
+        // three, alternating. At 5 ms a run takes two minutes and the load drifts
+        // over that time: ABBA order (tftpd-hpa, ours, ours, tftpd-hpa, …), so a
+        // linear drift cancels in the means. `NODUS_BENCH_ROUNDS_5MS` pairs.
+        let rounds = if rtt == 0 {
+            3
+        } else {
+            std::env::var("NODUS_BENCH_ROUNDS_5MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2usize)
+                .max(1)
+        };
         let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..rounds {
-            // tftpd-hpa goes first at 5 ms, so neither server always has the
-            // first (cold) run.
-            let order = if rtt == 0 { [0, 1] } else { [1, 0] };
+        let mut turns: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        for r in 0..rounds {
+            let order = if rtt == 0 || r % 2 == 1 {
+                [0, 1]
+            } else {
+                [1, 0]
+            };
             for k in order {
                 let addr = [ours, hpa][k];
-                times[k].push(timed_fetch(&seg, client, addr, 1, &data));
+                let (d, t) = timed_fetch_turns(&seg, client, addr, 1, &data);
+                times[k].push(d);
+                turns[k].extend(t);
             }
         }
         let mut lock = Vec::new();
         for (k, name) in ["nodus", "tftpd-hpa"].into_iter().enumerate() {
             times[k].sort();
-            let d = times[k][times[k].len() / 2];
+            let (d, how) = if rtt == 0 {
+                (times[k][times[k].len() / 2], format!("median of {rounds}"))
+            } else {
+                let mean = times[k].iter().sum::<Duration>() / rounds as u32;
+                let runs: Vec<String> = times[k]
+                    .iter()
+                    .map(|t| format!("{:.2}", t.as_secs_f64()))
+                    .collect();
+                (
+                    mean,
+                    format!("mean of {rounds}, ABBA: {} s", runs.join(", ")),
+                )
+            };
             println!(
-                "  +{rtt} ms RTT  lock-step    {name:<10} (own client)  {:>8.2} MB/s  {:>7.2} s  (median of {rounds})",
+                "  +{rtt} ms RTT  lock-step    {name:<10} (own client)  {:>8.2} MB/s  {:>7.2} s  ({how})",
                 mbps(d),
                 d.as_secs_f64()
             );
             lock.push(d);
+        }
+        if rtt > 0 {
+            println!(
+                "  +{rtt} ms RTT  lock-step    nodus/tftpd-hpa time ratio {:.4} (< 1: ours faster)",
+                lock[0].as_secs_f64() / lock[1].as_secs_f64()
+            );
+        }
+        // Per block, ACK sent → next DATA received: the link plus the server's
+        // turnaround. Percentiles shrug off the load spikes that move totals.
+        for (k, name) in ["nodus", "tftpd-hpa"].into_iter().enumerate() {
+            let t = &mut turns[k];
+            t.sort();
+            let pct = |p: usize| t[(t.len() - 1) * p / 100].as_secs_f64() * 1e6;
+            println!(
+                "  +{rtt} ms RTT  lock-step    {name:<10} ACK→DATA µs  p10 {:>7.0}  p50 {:>7.0}  p90 {:>7.0}  p99 {:>7.0}",
+                pct(10),
+                pct(50),
+                pct(90),
+                pct(99)
+            );
         }
         // curl, lock-step: only at 0 ms (at 5 ms it would repeat the row above at
         // the same rate, a minute per run).
@@ -201,21 +295,33 @@ fn timed_fetch(
     window: u16,
     want: &[u8],
 ) -> Duration {
-    let (got, d) = seg
+    timed_fetch_turns(seg, client, server, window, want).0
+}
+
+/// Like [`timed_fetch`], also returning the client's ACK → next DATA times (the
+/// link's round trip plus the server's turnaround, one per window).
+fn timed_fetch_turns(
+    seg: &Segment,
+    client: usize,
+    server: SocketAddr,
+    window: u16,
+    want: &[u8],
+) -> (Duration, Vec<Duration>) {
+    let (got, d, turns) = seg
         .spawn(client, move || {
             let t = Instant::now();
-            let got = fetch(server, "big.bin", window);
-            (got, t.elapsed())
+            let (got, turns) = fetch(server, "big.bin", window);
+            (got, t.elapsed(), turns)
         })
         .join()
         .unwrap();
     assert!(got == want, "fetched file differs");
-    d
+    (d, turns)
 }
 
 /// A TFTP client: blksize 1468, windowsize `window` (none asked when 1), resends
 /// its last ACK on a 1 s timeout (bounded).
-fn fetch(server: SocketAddr, file: &str, window: u16) -> Vec<u8> {
+fn fetch(server: SocketAddr, file: &str, window: u16) -> (Vec<u8>, Vec<Duration>) {
     let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let (w, b) = (window.to_string(), BLKSIZE.to_string());
@@ -232,6 +338,8 @@ fn fetch(server: SocketAddr, file: &str, window: u16) -> Vec<u8> {
     let mut in_window = 0u16;
     let mut peer = None;
     let mut timeouts = 0;
+    let mut acked_at: Option<Instant> = None;
+    let mut turns = Vec::new();
     loop {
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
@@ -259,17 +367,25 @@ fn fetch(server: SocketAddr, file: &str, window: u16) -> Vec<u8> {
                 sock.send_to(&packet::ack(0), from).unwrap();
             }
             Packet::Data { block, data: d } => {
+                if block == expect
+                    && let Some(at) = acked_at.take()
+                {
+                    turns.push(at.elapsed());
+                }
                 if block == expect {
                     data.extend_from_slice(d);
                     expect = expect.wrapping_add(1);
                     in_window += 1;
                     let last = d.len() < blksize;
                     if in_window >= window || last {
+                        // Stamped before the send: on veth the server can answer
+                        // before `send_to` even returns.
+                        acked_at = Some(Instant::now());
                         sock.send_to(&packet::ack(block), from).unwrap();
                         in_window = 0;
                     }
                     if last {
-                        return data;
+                        return (data, turns);
                     }
                 } else if block != expect.wrapping_sub(1) {
                     sock.send_to(&packet::ack(expect.wrapping_sub(1)), from)

@@ -377,7 +377,7 @@ fn http_serves_scripts_and_image_with_ranges() {
     for want in [
         "nodus.farm=farm-test".to_owned(),
         format!("nodus.chain={}:7000", seg.ip(0)),
-        format!("nodus.netboot_key={account}"),
+        format!("nodus.boot_key={account}"),
         "nodus.role=storage".to_owned(),
         "console=ttyS0".to_owned(),
         format!("kernel {base}/image/vmlinuz"),

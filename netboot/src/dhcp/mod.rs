@@ -523,9 +523,66 @@ fn decode(bytes: &[u8]) -> Option<v4::Message> {
     if bytes.get(236..240) != Some(&[99, 130, 83, 99][..]) {
         return None;
     }
+    if !options_decodable(&bytes[240..]) {
+        return None;
+    }
+    // A second line of defence: dhcproto is not ours, and one panic must not take
+    // the boot server down (the check above covers every panic the fuzz target
+    // `dhcp_server` found).
     std::panic::catch_unwind(|| v4::Message::from_bytes(bytes))
         .ok()?
         .ok()
+}
+
+/// True when no option in `opts` (the area after the magic cookie) breaks a
+/// length rule dhcproto 0.14's decoder asserts instead of checking: it indexes
+/// and subtracts on these lengths, which panics in debug builds and wraps in
+/// release ones. Consecutive instances of one code are concatenated first, as
+/// RFC 3396 (and dhcproto) do.
+fn options_decodable(opts: &[u8]) -> bool {
+    let ok = |code: u8, len: usize| match code {
+        80 => len == 0,        // Rapid Commit
+        81 => len >= 3,        // Client FQDN: flags, two rcodes, name
+        94 => len == 3,        // Client Network Interface
+        151 => len >= 1,       // BLQ status code
+        152..=155 => len == 4, // BLQ times
+        _ => true,
+    };
+    let mut run: Option<(u8, usize)> = None;
+    let mut i = 0;
+    // Bounded: every step moves `i` forward by at least one byte.
+    while let Some(&code) = opts.get(i) {
+        if code == 255 {
+            break;
+        }
+        if code == 0 {
+            if let Some((c, len)) = run.take()
+                && !ok(c, len)
+            {
+                return false;
+            }
+            i += 1;
+            continue;
+        }
+        let Some(&len) = opts.get(i + 1) else { break };
+        let len = usize::from(len);
+        if i + 2 + len > opts.len() {
+            // dhcproto stops at a truncated option; so do we.
+            break;
+        }
+        run = match run {
+            Some((c, total)) if c == code => Some((c, total + len)),
+            Some((c, total)) => {
+                if !ok(c, total) {
+                    return false;
+                }
+                Some((code, len))
+            }
+            None => Some((code, len)),
+        };
+        i += 2 + len;
+    }
+    run.is_none_or(|(c, len)| ok(c, len))
 }
 
 fn chaddr(msg: &v4::Message) -> &[u8] {

@@ -315,6 +315,51 @@ fn proxy_naks_a_client_that_selects_its_addressless_offer() {
     );
 }
 
+/// `msg` encoded, with a raw option (`code`, `data`) added before End.
+fn with_raw_option(msg: &v4::Message, code: u8, data: &[u8]) -> Vec<u8> {
+    let mut b = msg.to_vec().unwrap();
+    assert_eq!(b.pop(), Some(255), "dhcproto ends options with End");
+    b.push(code);
+    b.push(data.len() as u8);
+    b.extend_from_slice(data);
+    b.push(255);
+    b
+}
+
+/// The fuzz target `dhcp_server` found that option 81 (client FQDN) shorter than
+/// its three fixed bytes panics dhcproto's decoder (`debug_assert!(len >= 3)`,
+/// and `len - 3` wrapping in release builds).
+#[test]
+fn client_fqdn_shorter_than_its_flags_is_dropped_before_dhcproto() {
+    let good = bios_pxe(MessageType::Discover);
+    for (code, data) in [
+        (81u8, &[1u8][..]),
+        (81, &[]),
+        (94, &[1, 2]),
+        (80, &[1]),
+        (151, &[]),
+        (152, &[1, 2, 3]),
+    ] {
+        let bytes = with_raw_option(&good, code, data);
+        assert!(!options_decodable(&bytes[240..]), "option {code} {data:?}");
+        assert!(decode(&bytes).is_none(), "option {code} {data:?}");
+        assert_eq!(run_raw(&mut proxy(), &bytes), Outcome::default());
+    }
+    // RFC 3396: two instances of option 81 together are long enough.
+    let mut bytes = with_raw_option(&good, 81, &[1]);
+    bytes.pop();
+    bytes.extend_from_slice(&[81, 2, 0, 0, 255]);
+    assert!(options_decodable(&bytes[240..]));
+    // Well-formed ones pass, and the client is still answered.
+    let bytes = with_raw_option(&good, 81, &[1, 0, 0, 4, b'n', b'o', b'd', b'e', 0]);
+    assert!(options_decodable(&bytes[240..]));
+    assert!(run_raw(&mut proxy(), &bytes).reply.is_some());
+}
+
+fn run_raw(s: &mut Server, bytes: &[u8]) -> Outcome {
+    s.handle(bytes, Port::Dhcp, from(), 7)
+}
+
 #[test]
 fn binl_request_on_4011_is_acked_to_the_sender() {
     let mut m = uefi_pxe(boot::ARCH_EFI_X64);

@@ -65,7 +65,8 @@ impl Scripts {
             cmdline.push(format!("nodus.chain={}", self.chain.join(",")));
         }
         if let Some(k) = &self.public_key {
-            cmdline.push(format!("nodus.netboot_key={k}"));
+            // The contract with the init (agent/src/boot): `nodus.boot_key=`.
+            cmdline.push(format!("nodus.boot_key={k}"));
         }
         // iPXE expands ${netX/mac} itself: the kernel learns which NIC booted.
         cmdline.push("BOOTIF=01-${netX/mac:hexhyp}".to_owned());
@@ -158,7 +159,7 @@ mod tests {
             "initrd=initramfs",
             "nodus.farm=farm7",
             "nodus.chain=10.0.0.2:7000,10.0.0.3:7000",
-            "nodus.netboot_key=acct1xyz",
+            "nodus.boot_key=acct1xyz",
             "nodus.manifest=http://10.0.0.1:8080/image/manifest",
             "console=ttyS0",
             "nodus.role=storage",

@@ -338,6 +338,11 @@ fn pump(from: std::fs::File, to: std::fs::File, delay: std::time::Duration) {
     use std::io::{Read as _, Write as _};
     let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
     std::thread::spawn(move || {
+        // Sleeps here are the link's delay: make them end when asked, not up to
+        // the default 50 µs timer slack later (twice per lock-step round trip).
+        // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only this
+        // thread's timer slack.
+        unsafe { nix::libc::prctl(nix::libc::PR_SET_TIMERSLACK, 1 as nix::libc::c_ulong) };
         let mut to = to;
         for (at, frame) in rx {
             let now = std::time::Instant::now();

@@ -233,16 +233,35 @@ impl Vm {
     /// Waits until the serial log holds `needle` (returns the line and the time
     /// since start), the machine exits, or the deadline passes.
     pub fn wait_for(&mut self, needle: &str) -> Result<(String, Duration), String> {
+        self.wait_unless(needle, &[])
+    }
+
+    /// As [`Vm::wait_for`], but gives up as soon as a line holds one of `fatal`
+    /// (a refusal, a panic: the machine halts and would never get there).
+    pub fn wait_unless(
+        &mut self,
+        needle: &str,
+        fatal: &[&str],
+    ) -> Result<(String, Duration), String> {
+        let find = |text: &str| {
+            for line in text.lines() {
+                if line.contains(needle) {
+                    return Some(Ok(line.to_owned()));
+                }
+                if let Some(f) = fatal.iter().find(|f| line.contains(**f)) {
+                    return Some(Err(format!("{f:?} before {needle:?}: {line}")));
+                }
+            }
+            None
+        };
         while self.started.elapsed() < BOOT_DEADLINE {
-            let text = self.serial_text();
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                return Ok((line.to_owned(), self.started.elapsed()));
+            if let Some(r) = find(&self.serial_text()) {
+                return r.map(|line| (line, self.started.elapsed()));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // One last read: the line may have landed just before the exit.
-                let text = self.serial_text();
-                if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                    return Ok((line.to_owned(), self.started.elapsed()));
+                if let Some(r) = find(&self.serial_text()) {
+                    return r.map(|line| (line, self.started.elapsed()));
                 }
                 return Err(format!("QEMU exited ({status}) before {needle:?}"));
             }
@@ -265,4 +284,131 @@ pub fn diagnose(vm: &Vm, tmp: &Path, srv: &Server, why: &str) -> String {
         std::fs::read_to_string(tmp.join("state/boot-events.jsonl")).unwrap_or_default(),
         srv.log_text()
     )
+}
+
+/// The `nodus` binary: `$NODUS_BIN`, or the one cargo built beside this test
+/// (`target/<profile>/nodus`, built by any workspace test run).
+pub fn nodus_bin(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("NODUS_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            // target/<profile>/deps/<test> → target/<profile>/nodus
+            Some(exe.parent()?.parent()?.join("nodus"))
+        });
+    match path {
+        Some(p) if p.exists() => Some(p),
+        other => {
+            eprintln!(
+                "SKIPPED {test}: no nodus binary at {other:?} (build it with `cargo build`, or set NODUS_BIN)"
+            );
+            None
+        }
+    }
+}
+
+/// The unpacked Debian kernel's module directory, `lib/modules/<release>`.
+pub fn modules_dir(kernel: &Path) -> Option<PathBuf> {
+    let root = kernel.parent()?.parent()?;
+    std::fs::read_dir(root.join("lib/modules"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+}
+
+/// The real image from `nodus netboot build-image`: `nodus` as `/init`, its
+/// libraries, the kernel's modules, both signed manifests. Returns the boot key,
+/// or `None` (after saying why) when this `nodus` cannot build images yet.
+pub fn real_image(
+    test: &str,
+    nodus: &Path,
+    kernel: &Path,
+    dir: &Path,
+) -> Option<nodus_identity::SecretKey> {
+    let key = nodus_identity::SecretKey::from_seed(&[11; 32]);
+    let keystore = dir.with_extension("key");
+    let _ = std::fs::remove_file(&keystore);
+    nodus_identity::Keystore::create(
+        &keystore,
+        &key,
+        &nodus_identity::Passphrase::new("pxe-test"),
+        nodus_identity::keystore::KdfParams::FLOOR,
+    )
+    .unwrap();
+    let mut cmd = Command::new(nodus);
+    cmd.args(["netboot", "build-image", "--kernel"])
+        .arg(kernel)
+        .arg("--boot-key")
+        .arg(&keystore)
+        .arg("--out")
+        .arg(dir)
+        .args(["--farm", "farm-test", "--network", "nodus-devnet"])
+        .env("NODUS_PASSPHRASE", "pxe-test");
+    if let Some(m) = modules_dir(kernel) {
+        cmd.arg("--modules").arg(m);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() && text.contains("unrecognized subcommand") {
+        eprintln!(
+            "SKIPPED {test}: {} has no `netboot build-image` yet",
+            nodus.display()
+        );
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "build-image failed: {text}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(key)
+}
+
+/// Flips one byte inside the file `name` of a gzip-compressed newc initramfs,
+/// keeping the archive well-formed: what a tampered image looks like to the init.
+pub fn tamper_initramfs(initramfs: &Path, name: &str) {
+    let gz = std::fs::read(initramfs).unwrap();
+    let mut raw = Vec::new();
+    let mut dec = Command::new("gzip")
+        .args(["-dc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = dec.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(&gz);
+    });
+    std::io::Read::read_to_end(&mut dec.stdout.take().unwrap(), &mut raw).unwrap();
+    writer.join().unwrap();
+    assert!(dec.wait().unwrap().success(), "gzip -d failed");
+    // newc: a 110-byte header, the NUL-terminated name padded to 4, the data.
+    let needle = format!("{name}\0");
+    let at = raw
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .unwrap_or_else(|| panic!("{name} not in the initramfs"));
+    let header = at - 110;
+    assert_eq!(&raw[header..header + 6], b"070701");
+    let hex = |i: usize| {
+        let f = std::str::from_utf8(&raw[header + 6 + i * 8..header + 14 + i * 8]).unwrap();
+        usize::from_str_radix(f, 16).unwrap()
+    };
+    let (size, namesize) = (hex(6), hex(11));
+    assert!(size > 0, "{name} is empty");
+    let data = (header + 110 + namesize).div_ceil(4) * 4;
+    raw[data + size / 2] ^= 0x01;
+    let mut enc = Command::new("gzip")
+        .args(["-c", "-1"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(initramfs).unwrap())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        enc.stdin.take().unwrap().write_all(&raw).unwrap();
+    }
+    assert!(enc.wait().unwrap().success(), "gzip failed");
 }
