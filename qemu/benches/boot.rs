@@ -1,2 +1,171 @@
-//! Boot-to-ready benchmark (placeholder until the node image lands).
-fn main() {}
+//! Boot-to-ready per profile, beside the floor, in one run.
+//!
+//! - **ready**: QEMU start → the agent's snapshot received over QUIC (the node
+//!   image built by `nodus netboot build-image`, as `nodus qemu test` boots it);
+//! - **floor**: QEMU start → a busybox `/init` printing a marker, with the same
+//!   kernel, the same machine (profile) and the same accelerator.
+//!
+//! Target: ready ≤ floor + 1.5 s.
+//!
+//! ```text
+//! NODUS_BIN=target/debug/nodus NODUS_TEST_KERNEL_ROOT=target/kernel/root \
+//!     cargo bench -p nodus-qemu --bench boot [-- PROFILE.toml ...]
+//! ```
+//! `NODUS_BENCH_RUNS` (default 1) runs each measurement that many times, reporting
+//! the median.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Bench code: a panic is a failure.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use nodus_hw_profiles::Profile;
+use nodus_identity::SecretKey;
+use nodus_qemu::{
+    initramfs::{FLOOR_MARKER, write_floor_image},
+    kernel::{from_unpacked, locate},
+    serial::SerialWatch,
+    suite::{Image, Options, boot_and_connect},
+    vm::{Accel, Launch, Serial, Vm, argv::base_cmdline},
+};
+
+fn nodus_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NODUS_BIN") {
+        return p.into();
+    }
+    // target/<profile>/deps/boot-… → target/<profile>/nodus, else target/debug/nodus.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let here = profile_dir.join("nodus");
+    if here.exists() {
+        return here;
+    }
+    profile_dir.parent().unwrap().join("debug/nodus")
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn floor_once(
+    profile: &Profile,
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+) -> Duration {
+    let mut cmdline = base_cmdline(profile);
+    cmdline.push("quiet".into());
+    let mut vm = Vm::start(
+        profile,
+        Launch {
+            kernel: kernel.to_owned(),
+            initrd: initrd.to_owned(),
+            cmdline,
+            accel: Accel::Tcg,
+            serial: Serial::File,
+            quic_port: None,
+            paused: true,
+        },
+    )
+    .await
+    .unwrap();
+    let mut w = SerialWatch::new(vm.serial_log());
+    let started = vm.started();
+    let line = w
+        .wait_for(
+            |l| l.contains(FLOOR_MARKER),
+            Duration::from_secs(180),
+            || vm.has_exited(),
+        )
+        .await;
+    let t = started.elapsed();
+    assert!(line.is_some(), "floor image never printed its marker");
+    t
+}
+
+async fn ready_once(profile: &Profile, image: &Image) -> Option<Duration> {
+    let owner = SecretKey::generate().unwrap();
+    let opts = Options {
+        accel: Accel::Tcg,
+        boot_timeout: Duration::from_secs(180),
+        keep_failed: false,
+    };
+    let (vm, agent, checks) =
+        boot_and_connect(profile, image, &owner, &opts, Serial::File, &mut |_| {}).await;
+    let vm = vm?;
+    match agent {
+        Some((_, view)) => Some(view.ready_at.duration_since(vm.started())),
+        None => {
+            for c in checks.iter().filter(|c| !c.ok) {
+                eprintln!("  {}: {}", c.name, c.detail);
+            }
+            None
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; everything else is a profile path.
+    let args: Vec<PathBuf> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .collect();
+    let profiles: Vec<Profile> = if args.is_empty() {
+        nodus_hw_profiles::load_dir(&nodus_hw_profiles::bundled_dir()).unwrap()
+    } else {
+        args.iter().map(|p| Profile::load(p).unwrap()).collect()
+    };
+    let runs: usize = std::env::var("NODUS_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let kernel = match std::env::var_os("NODUS_TEST_KERNEL_ROOT") {
+        Some(root) => from_unpacked(&PathBuf::from(root)).unwrap(),
+        None => locate(None, None).unwrap(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let floor_img = dir.path().join("floor.cpio");
+    write_floor_image(&floor_img).unwrap();
+    let t = Instant::now();
+    let image = Image::build(&nodus_bin(), &kernel).await.unwrap();
+    eprintln!("image built in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "{:<24} {:>9} {:>9} {:>9}  target (ready <= floor + 1.5 s)",
+        "profile", "floor s", "ready s", "delta s"
+    );
+    for p in &profiles {
+        let mut floors = Vec::new();
+        let mut readies = Vec::new();
+        for _ in 0..runs {
+            floors.push(floor_once(p, &kernel.kernel, &floor_img).await);
+            if let Some(r) = ready_once(p, &image).await {
+                readies.push(r);
+            }
+        }
+        let floor = median(floors);
+        if readies.is_empty() {
+            println!(
+                "{:<24} {:>9.2} {:>9} {:>9}  agent not ready",
+                p.name(),
+                floor.as_secs_f64(),
+                "-",
+                "-"
+            );
+            continue;
+        }
+        let ready = median(readies);
+        let delta = ready.as_secs_f64() - floor.as_secs_f64();
+        println!(
+            "{:<24} {:>9.2} {:>9.2} {:>9.2}  {}",
+            p.name(),
+            floor.as_secs_f64(),
+            ready.as_secs_f64(),
+            delta,
+            if delta <= 1.5 { "met" } else { "MISSED" }
+        );
+    }
+}

@@ -32,8 +32,11 @@
 //! ```
 
 pub mod accel;
+pub mod agent_view;
+pub mod cli;
 pub mod initramfs;
 pub mod kernel;
 pub mod qmp;
 pub mod serial;
+pub mod suite;
 pub mod vm;

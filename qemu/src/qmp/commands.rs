@@ -66,9 +66,9 @@ impl Command for Cont {
 }
 
 /// `set_link`: sets a NIC's carrier. The guest sees it on virtio-net (the device
-/// raises a config interrupt with the new status). On e1000e the QEMU model does
-/// update its status register, but the guest driver is not told (no link-status
-/// interrupt reaches it in this setup), so profiles change links on virtio only.
+/// raises a config interrupt with the new status). It is not dependable on
+/// e1000e (the emulated PHY and the guest driver's link polling do not follow it
+/// reliably), so profiles change links on virtio NICs only.
 #[derive(Debug, Clone, Serialize)]
 pub struct SetLink {
     /// The NIC device id (`nic-<id>`) or its netdev id.
