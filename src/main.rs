@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         cmd: nodus_netboot::cli::Command,
     },
+    /// Boot hardware profiles in QEMU and check the agent from outside.
+    Qemu {
+        #[command(subcommand)]
+        cmd: nodus_qemu::cli::Command,
+    },
     /// The proof-of-stake chain: validator keys, local test networks, running a validator.
     Validator {
         #[command(subcommand)]
@@ -95,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id { cmd } => cmd.run(cli.json)?,
         Command::Agent { cmd } => cmd.run(cli.json)?,
         Command::Netboot { cmd } => cmd.run(cli.json)?,
+        Command::Qemu { cmd } => cmd.run(cli.json)?,
         Command::Console(args) => args.run()?,
         Command::Validator { cmd } => cmd.run(cli.json)?,
         Command::Chain(args) => args.run(cli.json)?,
