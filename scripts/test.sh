@@ -57,25 +57,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A Debian kernel image for the QEMU tier, fetched once into target/kernel.
-kernel_dir=target/kernel
-if ! ls "$kernel_dir"/linux-image-*.deb >/dev/null 2>&1; then
-  log "fetching a Debian kernel image"
-  mkdir -p "$kernel_dir"
-  [ -n "$(apt-cache policy linux-image-amd64 2>/dev/null | grep Candidate)" ] || apt-get update -qq
-  image=$(apt-cache depends linux-image-amd64 2>/dev/null \
-    | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  if [ -n "$image" ]; then
-    (cd "$kernel_dir" && apt-get download "$image" >/dev/null)
-  else
-    echo "warning: could not resolve linux-image-amd64; QEMU tests will say so" >&2
-  fi
+# A Debian kernel image for the QEMU tier: `nodus qemu fetch-kernel` downloads
+# linux-image-amd64's current image once (apt-get download) into
+# ~/.cache/nodus/kernel and unpacks it; later runs reuse it. The heavy tests read
+# NODUS_TEST_KERNEL_ROOT, `nodus qemu` reads NODUS_KERNEL_DIR.
+log "kernel for the QEMU tier"
+if kernel_json=$(cargo run --locked -q --bin nodus -- qemu fetch-kernel --json); then
+  kernel_modules=$(printf '%s' "$kernel_json" | sed -n 's/.*"modules":"\([^"]*\)".*/\1/p')
+  export NODUS_TEST_KERNEL_ROOT="${kernel_modules%/lib/modules/*}"
+  export NODUS_KERNEL_DIR="$NODUS_TEST_KERNEL_ROOT"
+else
+  echo "warning: no Debian kernel; the QEMU tier will say so" >&2
 fi
-deb=$(ls "$kernel_dir"/linux-image-*.deb 2>/dev/null | head -n1 || true)
-if [ -n "$deb" ] && [ ! -d "$kernel_dir/root" ]; then
-  dpkg-deb -x "$deb" "$kernel_dir/root"
-fi
-export NODUS_TEST_KERNEL_ROOT="$PWD/$kernel_dir/root"
 
 # --- 2. static checks ---------------------------------------------------------
 log "cargo fmt --check"
@@ -94,6 +87,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked
 fi
+# Every hardware profile booted under QEMU (TCG), checked over QUIC, faults
+# injected through QMP; one after another.
+log "QEMU profile tests"
+cargo run --locked -q --bin nodus -- qemu test hw-profiles/profiles/*.toml
 log "doctests"
 cargo test --workspace --doc --locked
 
