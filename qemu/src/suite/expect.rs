@@ -45,6 +45,15 @@ pub fn nic_by_mac<'a>(inv: &'a Value, mac: &str) -> Option<&'a Value> {
     })
 }
 
+/// The first health finding whose component is `component` (`disk sda`,
+/// `nic eth1`).
+pub fn finding_for<'a>(inv: &'a Value, component: &str) -> Option<&'a Value> {
+    inv["health"]["findings"]
+        .as_array()?
+        .iter()
+        .find(|f| f["component"].as_str() == Some(component))
+}
+
 /// `health.status`.
 pub fn health(inv: &Value) -> &str {
     inv["health"]["status"].as_str().unwrap_or("?")

@@ -161,8 +161,11 @@ impl Image {
             KdfParams::FLOOR,
         )?;
         let out = dir.path().join("image");
+        let guest_nodus = stripped_copy(nodus, dir.path()).await;
         let res = tokio::process::Command::new(nodus)
-            .args(["netboot", "build-image", "--kernel"])
+            .args(["netboot", "build-image", "--nodus"])
+            .arg(&guest_nodus)
+            .arg("--kernel")
             .arg(&kernel.kernel)
             .arg("--modules")
             .arg(&kernel.modules)
@@ -182,6 +185,28 @@ impl Image {
         let mut img = Self::existing(&out, key.public())?;
         img._dir = Some(dir);
         Ok(img)
+    }
+}
+
+/// A copy of `nodus` without debug sections, for the guest: a dev build carries
+/// ~80 MB of line tables that the guest's kernel would unpack and the init would
+/// hash on every boot under TCG. Falls back to the binary itself when `strip`
+/// (binutils) is missing.
+async fn stripped_copy(nodus: &Path, dir: &Path) -> PathBuf {
+    let copy = dir.join("nodus");
+    let ok = tokio::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&copy)
+        .arg(nodus)
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if ok {
+        copy
+    } else {
+        tracing::info!("strip unavailable; the image carries nodus with its debug sections");
+        nodus.to_owned()
     }
 }
 
@@ -394,6 +419,25 @@ pub async fn run_profile(
     out
 }
 
+/// After a timed check failed, how much longer to watch, so the FAIL line says
+/// whether the reaction was late or absent.
+const LATE_GRACE: Duration = Duration::from_secs(15);
+
+async fn late(
+    view: &mut AgentView,
+    failed: bool,
+    ok: impl FnMut(&crate::agent_view::ViewState) -> bool,
+    t0: Instant,
+) -> String {
+    if !failed {
+        return String::new();
+    }
+    match view.wait_for(ok, LATE_GRACE).await {
+        Ok(_) => format!(" (seen late, after {:.1} s)", t0.elapsed().as_secs_f64()),
+        Err(_) => format!(" (not seen {LATE_GRACE:?} later either)"),
+    }
+}
+
 async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView) -> Vec<Check> {
     let target = f.target.clone().unwrap_or_default();
     let name = match f.action {
@@ -436,24 +480,21 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
             }
             let t0 = Instant::now();
             let serial = disk.serial.clone();
+            // Seen: the disk is gone, a health finding names it, or it stopped
+            // being offered (a SATA disk whose backend went away stays listed but
+            // fails every read).
             let seen = |inv: &Value| {
-                let gone = expect::disk_by_serial(inv, &serial).is_none();
-                let flagged = kname.as_deref().is_some_and(|n| {
-                    inv["health"]["findings"].as_array().is_some_and(|fs| {
-                        fs.iter().any(|f| {
-                            f["component"].as_str() == Some(&format!("disk {n}"))
-                                && f["level"] == "critical"
-                        })
-                    })
-                });
-                gone || flagged
+                let entry = expect::disk_by_serial(inv, &serial);
+                let flagged = kname
+                    .as_deref()
+                    .is_some_and(|n| expect::finding_for(inv, &format!("disk {n}")).is_some());
+                entry.is_none() || flagged || entry.is_some_and(|d| d["eligible"] == false)
             };
-            let r = view
-                .wait_for(
-                    |s| seen(&s.inventory) && expect::storage_bytes(&s.inventory) < cap_before,
-                    DISK_FAIL_WITHIN,
-                )
-                .await;
+            let ok = |s: &crate::agent_view::ViewState| {
+                seen(&s.inventory) && expect::storage_bytes(&s.inventory) < cap_before
+            };
+            let r = view.wait_for(ok, DISK_FAIL_WITHIN).await;
+            let late = late(view, r.is_err(), ok, t0).await;
             match r {
                 Ok(s) => vec![Check::new(
                     &name,
@@ -466,7 +507,7 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
                     ),
                 )],
                 Err(s) => fail(format!(
-                    "within {DISK_FAIL_WITHIN:?}: disk seen failed {}, storage {} → {} bytes",
+                    "within {DISK_FAIL_WITHIN:?}: disk seen failed {}, storage {} → {} bytes{late}",
                     seen(&s.inventory),
                     cap_before,
                     expect::storage_bytes(&s.inventory)
@@ -491,12 +532,22 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
             let t0 = Instant::now();
             let within = if up { LINK_UP_WITHIN } else { LINK_DOWN_WITHIN };
             let mac = nic.mac.clone();
-            let r = view
-                .wait_for(
-                    |s| expect::nic_by_mac(&s.inventory, &mac).is_some_and(|n| n["carrier"] == up),
-                    within,
-                )
-                .await;
+            let kname = expect::nic_by_mac(&view.current().inventory, &mac)
+                .and_then(|n| n["name"].as_str())
+                .map(|n| format!("nic {n}"));
+            // Seen: the NIC's carrier in the inventory, or (link loss) a health
+            // finding about that NIC.
+            let ok = |s: &crate::agent_view::ViewState| {
+                let carrier =
+                    expect::nic_by_mac(&s.inventory, &mac).is_some_and(|n| n["carrier"] == up);
+                let finding = kname
+                    .as_deref()
+                    .and_then(|k| expect::finding_for(&s.inventory, k))
+                    .is_some();
+                carrier || (!up && finding)
+            };
+            let r = view.wait_for(ok, within).await;
+            let late = late(view, r.is_err(), ok, t0).await;
             match r {
                 Ok(_) => vec![Check::new(
                     &name,
@@ -507,7 +558,7 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
                     ),
                 )],
                 Err(s) => fail(format!(
-                    "carrier {up} not seen within {within:?}; agent shows {}",
+                    "carrier {up} not seen within {within:?}; agent shows {}{late}",
                     expect::nic_by_mac(&s.inventory, &mac)
                         .map_or("no such NIC".into(), |n| n["carrier"].to_string())
                 )),
