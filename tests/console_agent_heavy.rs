@@ -432,3 +432,54 @@ fn heavy_devnet_without_a_tty_prints_the_snapshot() {
         "agent still serving"
     );
 }
+
+#[test]
+fn heavy_on_node_console_over_the_socket_cannot_quit() {
+    if !have("tmux") {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let agent = Agent::start();
+    let sock = agent.dir.path().join("agent.sock");
+    // A Linux VT: 16 colours and ASCII glyphs.
+    let cmd = format!(
+        "env TERM=linux {NODUS} console --on-node --socket {}; sleep 30",
+        sock.display()
+    );
+    let tmux = Tmux::start("onnode", &cmd);
+    let pane = tmux.wait_for("the overview over the socket", |p| {
+        p.contains("connected") && p.contains("Uptime")
+    });
+    assert!(pane.contains(&agent.node), "{pane}");
+    assert!(!pane.contains("q quit"), "{pane}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("the refusal to quit", |p| p.contains("cannot quit"));
+    tmux.keys(&["2"]);
+    tmux.wait_for("still running", |p| p.contains("Disks"));
+}
+
+#[test]
+fn heavy_devnet_in_a_terminal_opens_the_console_and_stops_the_agent() {
+    if !have("tmux") {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("devnet");
+    let cmd = format!(
+        "env TERM=xterm-256color {NODUS} devnet --state-dir {}; echo devnet-exit=$?; sleep 30",
+        state.display()
+    );
+    let tmux = Tmux::start("devnet", &cmd);
+    let pane = tmux.wait_for("the console on the devnet agent", |p| {
+        p.contains("connected") && p.contains("observe")
+    });
+    assert!(pane.contains("node1"), "{pane}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("devnet to exit", |p| p.contains("devnet-exit=0"));
+    let sock = state.join("agent.sock");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&sock).is_err(),
+        "agent still serving"
+    );
+}
