@@ -138,7 +138,7 @@ pub fn collect_with(root: &SysRoot, opts: &Options) -> Inventory {
     let disks = crate::disks::collect(root, opts, &mut gaps);
     let nics = crate::net::collect(root, &mut gaps);
     let sensors = crate::sensors::collect(root, &mut gaps);
-    let power = crate::power::collect(root, &mut gaps);
+    let power = crate::power::collect_with_hwmon(root, &mut gaps, &sensors);
     let capacity = crate::capacity::compute(cpu.logical, memory.total_bytes, &disks);
     let mut inv = Inventory {
         dmi,

@@ -113,13 +113,19 @@ impl Meter {
 /// and on the live host the BMC's DCMI reading when an IPMI device exists.
 /// Unreadable parts are recorded in `gaps`.
 pub fn collect(root: &SysRoot, gaps: &mut Gaps) -> Vec<Meter> {
+    // hwmon problems are reported by the sensors collector; reading the chips
+    // here must not report them twice.
+    let hwmon = crate::sensors::hwmon::collect(root, &mut Gaps::default());
+    collect_with_hwmon(root, gaps, &hwmon)
+}
+
+/// [`collect`] for a caller that has just read the hwmon sensors (the inventory
+/// pass): their power and energy channels become meters without walking every
+/// chip a second time, which was half the cost of an inventory pass on
+/// sensor-rich machines.
+pub fn collect_with_hwmon(root: &SysRoot, gaps: &mut Gaps, hwmon: &[Sensor]) -> Vec<Meter> {
     let mut meters = rapl::collect(root, gaps);
-    // hwmon problems are already reported by the sensors collector; reading the
-    // chips again here must not report them twice.
-    meters.extend(from_sensors(&crate::sensors::hwmon::collect(
-        root,
-        &mut Gaps::default(),
-    )));
+    meters.extend(from_sensors(hwmon));
     meters.extend(power_supply::collect(root, gaps));
     if root.is_host() && dcmi::bmc_present(root) {
         meters.extend(dcmi::collect(&dcmi::SystemIpmitool, gaps));
