@@ -50,8 +50,7 @@ pub struct BuildImageArgs {
     /// The boot keystore: signs the manifests (see `nodus id new`).
     #[arg(long, value_name = "KEYSTORE")]
     pub boot_key: PathBuf,
-    /// Read the keystore passphrase from this file (else $NODUS_PASSPHRASE, else
-    /// the empty passphrase).
+    /// Read the keystore passphrase from this file (else $NODUS_PASSPHRASE).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Output directory.
@@ -70,6 +69,9 @@ pub struct BuildImageArgs {
     /// The `nodus` binary to put in the image (default: this one).
     #[arg(long, value_name = "PATH")]
     pub nodus: Option<PathBuf>,
+    /// Strip symbols and debug info from the image's `nodus` (needs binutils).
+    #[arg(long)]
+    pub strip: bool,
 }
 
 /// `nodus netboot serve` flags; each overrides the config file.
@@ -221,8 +223,7 @@ impl Command {
             Self::BuildImage(a) => {
                 let pass = match &a.passphrase_file {
                     Some(p) => std::fs::read_to_string(p)?,
-                    // An unattended build has nobody to type a passphrase.
-                    None => std::env::var("NODUS_PASSPHRASE").unwrap_or_default(),
+                    None => std::env::var("NODUS_PASSPHRASE").map_err(|_| Error::NoPassphrase)?,
                 };
                 let pass = nodus_identity::Passphrase::new(pass.lines().next().unwrap_or(""));
                 let key = nodus_identity::Keystore::open(&a.boot_key, &pass)?;
@@ -241,6 +242,7 @@ impl Command {
                     },
                     farm: a.farm,
                     network: a.network,
+                    strip: a.strip,
                 };
                 let built = crate::image::build(&spec, &key, &a.out)?;
                 let signer = nodus_identity::AccountId::from(key.public()).to_string();

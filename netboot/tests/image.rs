@@ -42,6 +42,7 @@ fn spec(kernel: PathBuf, modules_dir: Option<PathBuf>, modules: &[&str]) -> Imag
         nodus: std::env::current_exe().unwrap(),
         farm: "farm-7".into(),
         network: "nodus-test".into(),
+        strip: false,
     }
 }
 

@@ -201,7 +201,9 @@ fn check_entry(root: &Path, e: &Entry) -> Result<(), VerifyError> {
             if !ft.is_dir() {
                 return Err(modified("not a directory"));
             }
-            if perm != *mode {
+            // A mounted file system brings its own root permissions (/proc is
+            // 0555); only the image's own directories must keep theirs.
+            if perm != *mode && !MOUNT_POINTS.contains(&e.path.as_str()) {
                 return Err(modified("permissions"));
             }
         }
@@ -392,6 +394,12 @@ mod tests {
     fn an_intact_image_verifies_and_mounted_contents_are_ignored() {
         let (d, key) = image();
         std::fs::write(d.path().join("proc/cmdline"), b"x").unwrap();
+        // Regression: /proc mounted over the image's directory is 0555.
+        std::fs::set_permissions(
+            d.path().join("proc"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
         let v = verify_root(d.path(), Some(&key.public()), "net", 0).unwrap();
         assert_eq!(v.manifest.entries.len(), 6);
     }

@@ -71,6 +71,32 @@ fn req(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> NetupError {
     move |source| NetupError::Request { what, source }
 }
 
+/// Looks a link up by name over netlink (right in any network namespace, where
+/// /sys may show another's).
+pub async fn link_by_name(h: &Handle, name: &str) -> Result<links::Link, NetupError> {
+    use netlink_packet_route::link::LinkAttribute;
+    let mut req = h.link().get().match_name(name.to_owned()).execute();
+    let msg = req
+        .try_next()
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| NetupError::NoInterface(name.to_owned()))?;
+    let mac = msg
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(m) => <[u8; 6]>::try_from(m.as_slice()).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| NetupError::NoInterface(name.to_owned()))?;
+    Ok(links::Link {
+        name: name.to_owned(),
+        index: msg.header.index,
+        mac,
+    })
+}
+
 /// Sets a link administratively up.
 pub async fn link_up(h: &Handle, index: u32) -> Result<(), NetupError> {
     h.link()
@@ -168,8 +194,7 @@ pub async fn dhcp_on(
     iface: &str,
     log: impl Fn(String),
 ) -> Result<std::convert::Infallible, NetupError> {
-    let nic = links::by_name(Path::new("/sys"), iface)
-        .ok_or_else(|| NetupError::NoInterface(iface.to_owned()))?;
+    let nic = link_by_name(h, iface).await?;
     link_up(h, nic.index).await?;
     let sock = dhcp_socket(iface)?;
     let mut c = dhcp::Client::new(nic.mac, xid_seed(nic.mac), Instant::now());

@@ -65,6 +65,9 @@ pub enum ImageError {
         #[source]
         source: elf::ElfError,
     },
+    /// `strip` failed or is not installed.
+    #[error("Cannot strip {0} (is binutils installed?)")]
+    Strip(PathBuf),
     /// A needed shared library is not in any library directory.
     #[error("Shared library {0} not found in {LIBRARY_DIRS:?}")]
     LibraryNotFound(String),
@@ -101,6 +104,9 @@ pub struct ImageSpec {
     pub farm: String,
     /// The network (chain id) the signatures are valid on.
     pub network: String,
+    /// Strip symbols and debug info from the `nodus` copy (binutils `strip`): a
+    /// debug build is mostly DWARF.
+    pub strip: bool,
 }
 
 /// One entry of the archive, with its contents.
@@ -269,6 +275,27 @@ pub fn library_closure(exe: &Path) -> Result<Vec<(String, PathBuf)>, ImageError>
     Ok(out.into_iter().collect())
 }
 
+/// `exe` without symbols and debug info.
+fn stripped(exe: &Path) -> Result<Vec<u8>, ImageError> {
+    let dir = std::env::temp_dir().join(format!("nodus-strip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let out = dir.join("nodus");
+    let ok = std::process::Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&out)
+        .arg(exe)
+        .status()
+        .is_ok_and(|s| s.success());
+    let data = if ok {
+        std::fs::read(&out).map_err(io(&out))
+    } else {
+        Err(ImageError::Strip(exe.to_owned()))
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    data
+}
+
 /// Assembles the archive's tree (everything but the signed content manifest).
 pub fn assemble(spec: &ImageSpec) -> Result<(Tree, Built), ImageError> {
     let mut t = Tree::default();
@@ -290,7 +317,11 @@ pub fn assemble(spec: &ImageSpec) -> Result<(Tree, Built), ImageError> {
     // verifier's "nothing unlisted" rule true, and gives the init a console before
     // devtmpfs is mounted.
     t.insert("dev/console", Node::CharDev(0o600, 5, 1));
-    let nodus = std::fs::read(&spec.nodus).map_err(io(&spec.nodus))?;
+    let nodus = if spec.strip {
+        stripped(&spec.nodus)?
+    } else {
+        std::fs::read(&spec.nodus).map_err(io(&spec.nodus))?
+    };
     t.insert(NODUS_PATH, Node::File(0o755, nodus));
     t.insert("init", Node::Symlink(format!("/{NODUS_PATH}")));
     let libs = library_closure(&spec.nodus)?;
