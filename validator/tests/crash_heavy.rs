@@ -7,7 +7,7 @@
 //! proposals) for one (height, round, step) out.
 //!
 //! The child is this same test binary, re-run with `NODUS_CRASH_CHILD` set so
-//! that `crash_child` runs the chain instead of returning.
+//! that `heavy_chain_child` runs the chain instead of returning.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::OpenOptions;
@@ -194,7 +194,7 @@ fn hex(b: [u8; 32]) -> String {
 }
 
 #[test]
-fn crash_child() {
+fn heavy_chain_child() {
     // Only does something when the parent test starts this binary as the chain.
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         run_chain(Path::new(&dir));
@@ -203,7 +203,12 @@ fn crash_child() {
 
 fn spawn(dir: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "heavy_chain_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -34,8 +34,9 @@
 //!   [`Output::Decided`] is returned.
 //! - **WAL.** Every input consensus acts on for the height in progress is appended
 //!   to the store's WAL first; [`Engine::start`] replays it.
-//! - **Determinism.** No clock reads, no randomness, no threads: the same inputs
-//!   at the same times give the same outputs.
+//! - **Determinism.** No clock reads, no threads: the same inputs at the same
+//!   times give the same outputs. (Block signatures are batch-verified with
+//!   OS-random coefficients, which cannot change a verdict under ZIP-215.)
 //!
 //! # What the engine checks in a proposed block
 //!
@@ -584,7 +585,7 @@ impl<S: Store> Engine<S> {
             time: (inner.now / 1000).max(inner.state.time()),
             proposer: inner.address,
         };
-        let (next, outcome) = match inner.state.preview(&header, &txs) {
+        let (next, outcome) = match preview_batched(&inner.state, &header, &txs) {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "own block refused by the state machine");
@@ -957,7 +958,7 @@ impl<S: Store> Inner<S> {
                 now,
             });
         }
-        let (state, outcome) = self.state.preview(&block.header, &block.txs)?;
+        let (state, outcome) = preview_batched(&self.state, &block.header, &block.txs)?;
         if outcome.state_root != block.state_root {
             return Err(BlockInvalid::Root);
         }
@@ -1232,6 +1233,21 @@ impl<S: Store> Inner<S> {
             }
         })
     }
+}
+
+/// [`State::preview`] with the block's signatures checked in one batch.
+///
+/// The batch's random coefficients come from the OS (an attacker must not
+/// know them); the verdicts do not depend on them, as ZIP-215 batch and single
+/// verification agree, so the engine's outputs stay a function of its inputs.
+fn preview_batched(
+    state: &State,
+    header: &BlockHeader,
+    txs: &[SignedTx],
+) -> Result<(State, BlockOutcome), crate::state::BlockError> {
+    let mut next = state.clone();
+    let outcome = next.apply_block_batched(header, txs, rand::rngs::OsRng)?;
+    Ok((next, outcome))
 }
 
 /// Why an effect was not carried out; malachite then abandons the input.
