@@ -129,6 +129,8 @@ pub struct App {
     pub prompt: Option<Prompt>,
     /// Hardware: the selected disk (index into the inventory's disks).
     pub disk: usize,
+    /// Ring the bell at the next chance (a node was asked to identify itself).
+    pub bell: bool,
 }
 
 impl App {
@@ -151,6 +153,7 @@ impl App {
             others: vec![Model::default()],
             prompt: None,
             disk: 0,
+            bell: false,
         }
     }
 
@@ -193,6 +196,9 @@ impl App {
 
     /// Applies a data-source update to tab `tab`.
     pub fn handle_tab_update(&mut self, tab: usize, update: Update) {
+        if matches!(&update, Update::Event(e) if e.source == "identify") {
+            self.bell = true;
+        }
         if tab == self.tab {
             self.handle_update(update);
         } else if let Some(m) = self.others.get_mut(tab) {
@@ -242,9 +248,15 @@ impl App {
         if self.input == InputMode::Confirm {
             return self.confirm_key(ev);
         }
-        if matches!(ev.code, KeyCode::Esc) && self.model.action.is_some() && !self.help {
-            self.model.action = None;
-            return Vec::new();
+        if matches!(ev.code, KeyCode::Esc) && !self.help {
+            if self.model.identify.is_some() {
+                self.model.identify = None;
+                return Vec::new();
+            }
+            if self.model.action.is_some() {
+                self.model.action = None;
+                return Vec::new();
+            }
         }
         if self.help && matches!(ev.code, KeyCode::Esc) {
             self.help = false;

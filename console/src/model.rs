@@ -648,7 +648,13 @@ pub struct Model {
     pub session: Option<Session>,
     /// The last action sent from this console.
     pub action: Option<ActionStatus>,
+    /// The newest live identify request (an event from source `identify`),
+    /// shown as a banner until dismissed or [`IDENTIFY_BANNER_S`] pass.
+    pub identify: Option<Event>,
 }
+
+/// How long an identify banner stays up: long enough to walk to the rack.
+pub const IDENTIFY_BANNER_S: u64 = 300;
 
 impl Model {
     /// Applies one update. Pure: no clock, no I/O.
@@ -692,6 +698,9 @@ impl Model {
             Update::Event(e) => {
                 if self.events.back().is_some_and(|last| e.seq <= last.seq) {
                     return;
+                }
+                if e.source == "identify" {
+                    self.identify = Some(e.clone());
                 }
                 self.events.push_back(e);
                 self.trim_events();

@@ -91,7 +91,14 @@ pub async fn run(
                     None => return Ok(()),
                 },
                 u = updates.recv(), if updates_open => match u {
-                    Some((tab, u)) => app.handle_tab_update(tab, u),
+                    Some((tab, u)) => {
+                        app.handle_tab_update(tab, u);
+                        if std::mem::take(&mut app.bell) {
+                            let mut out = std::io::stdout();
+                            out.write_all(b"\x07")?;
+                            out.flush()?;
+                        }
+                    }
                     None => updates_open = false,
                 },
                 _ = clock.tick(), if config.wall_clock => {

@@ -426,3 +426,29 @@ fn a_viewer_sees_actions_as_unavailable() {
     assert_eq!(buf[(x, 39)].symbol(), "R");
     assert_ne!(buf[(x, 39)].style().fg, buf[(1, 39)].style().fg);
 }
+
+/// Identify: every console shows the node's identify event as a banner and
+/// rings the bell; Esc dismisses it.
+#[test]
+fn identify_event_shows_a_banner_and_rings() {
+    let mut app = App::new(common::fixture_model(), true);
+    let now = app.model.now_unix_s;
+    let seq = app.model.events.back().unwrap().seq + 1;
+    app.handle_tab_update(
+        0,
+        Update::Event(nodus_console::model::Event {
+            seq,
+            unix_s: now,
+            level: nodus_console::model::Level::Info,
+            source: "identify".into(),
+            message: "IDENTIFY: this node was asked to show itself by owner".into(),
+        }),
+    );
+    assert!(app.bell);
+    let text = render_text(&app, &full(), 80, 24);
+    assert!(text.contains("◆ IDENTIFY: this node was asked"), "{text}");
+    let vt = Theme::new(Capabilities::detect(Some("linux"), false));
+    assert!(render_text(&app, &vt, 80, 24).contains("* IDENTIFY"));
+    app.handle_key(key(KeyCode::Esc));
+    assert!(!render_text(&app, &full(), 80, 24).contains("IDENTIFY"));
+}

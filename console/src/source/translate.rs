@@ -1,4 +1,4 @@
-//! Sans-IO: the agent's [`ServerMsg`]s in, model [`Update`]s out.
+//! Sans-IO: the agent's [`ServerMsg`](nodus_wire::console::ServerMsg)s in, model [`Update`]s out.
 //!
 //! A snapshot is held back until all of its backfill series have arrived, so the
 //! screens switch from the old state to the complete new one in a single update

@@ -41,7 +41,8 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
             // The selected disk (`d`, target of `a`) is marked in text, not colour alone.
             let selected = i == app.disk;
             let name = if selected {
-                Cell::from(format!("›{}", d.name)).style(t.highlight())
+                let mark = if t.caps.unicode { "›" } else { ">" };
+                Cell::from(format!("{mark}{}", d.name)).style(t.highlight())
             } else {
                 Cell::from(format!(" {}", d.name))
             };

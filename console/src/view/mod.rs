@@ -65,13 +65,17 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         return;
     };
     let ctx = Ctx { app, theme, size };
-    let banner = banner(&ctx);
+    // The identify banner comes on top of whatever else there is to say.
+    let banner: Vec<Line<'static>> = identify_banner(&ctx)
+        .into_iter()
+        .chain(banner(&ctx))
+        .collect();
     let multi = app.tab_count() > 1;
     let [head, nodes, tabs, banner_area, body, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(multi)),
         Constraint::Length(1),
-        Constraint::Length(u16::from(banner.is_some())),
+        Constraint::Length(u16::try_from(banner.len()).unwrap_or(0)),
         Constraint::Min(1),
         Constraint::Length(1),
     ])
@@ -81,8 +85,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         frame.render_widget(Paragraph::new(node_tabs(&ctx)), nodes);
     }
     frame.render_widget(Paragraph::new(tab_line(&ctx)), tabs);
-    if let Some(b) = banner {
-        frame.render_widget(Paragraph::new(b), banner_area);
+    if !banner.is_empty() {
+        frame.render_widget(Paragraph::new(banner), banner_area);
     }
     if let Some(text) = placeholder(&ctx) {
         frame.render_widget(
@@ -288,6 +292,23 @@ fn tab_line(ctx: &Ctx<'_>) -> Line<'static> {
         });
     }
     Line::from(spans)
+}
+
+fn identify_banner(ctx: &Ctx<'_>) -> Option<Line<'static>> {
+    let m = &ctx.app.model;
+    let t = ctx.theme;
+    let e = m.identify.as_ref()?;
+    if m.now_unix_s.saturating_sub(e.unix_s) >= crate::model::IDENTIFY_BANNER_S {
+        return None;
+    }
+    Some(Line::styled(
+        format!(
+            " {} {} (Esc clears)",
+            if t.caps.unicode { "◆" } else { "*" },
+            e.message
+        ),
+        t.highlight(),
+    ))
 }
 
 fn banner(ctx: &Ctx<'_>) -> Option<Line<'static>> {
