@@ -74,8 +74,35 @@ impl Exit {
                     _ => Exit::BadInput,
                 };
             }
+            if let Some(e) = cause.downcast_ref::<nodus_validator::cli::Error>()
+                && let Some(code) = Self::of_chain(e)
+            {
+                return code;
+            }
         }
         Exit::Failure
+    }
+}
+
+impl Exit {
+    /// `nodus validator …` and `nodus chain …`.
+    fn of_chain(e: &nodus_validator::cli::Error) -> Option<Self> {
+        use nodus_validator::GenesisError;
+        use nodus_validator::cli::Error as E;
+        use nodus_validator::node::config::ConfigError;
+        match e {
+            E::Keystore(k) => Some(Self::of_keystore(k)),
+            E::NoPassphrase | E::Usage(_) => Some(Exit::Usage),
+            E::Config(ConfigError::Read { .. }) | E::Genesis(GenesisError::Io { .. }) => {
+                Some(Exit::NotFound)
+            }
+            E::Config(_) | E::Genesis(_) | E::Exists(_) => Some(Exit::BadInput),
+            E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some(Exit::NotFound)
+            }
+            E::Unreachable(_) => Some(Exit::Unreachable),
+            _ => None,
+        }
     }
 }
 

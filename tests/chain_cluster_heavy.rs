@@ -244,3 +244,192 @@ fn nix_term(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn chain_cli_exit_codes_name_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = |args: &[&str]| nodus().args(args).output().unwrap().status.code();
+    // Missing config file: not found (6).
+    let missing = dir.path().join("nope.toml");
+    assert_eq!(
+        code(&["validator", "run", "--config", missing.to_str().unwrap()]),
+        Some(6)
+    );
+    // A config with an unknown field: bad input (5).
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "colour = 1\n").unwrap();
+    assert_eq!(
+        code(&["validator", "run", "--config", bad.to_str().unwrap()]),
+        Some(5)
+    );
+    // A malformed endpoint: usage (2); nobody listening: unreachable (7).
+    assert_eq!(
+        code(&["chain", "query", "height", "--endpoint", "127.0.0.1:9"]),
+        Some(2)
+    );
+    let id = "acct1p2y05n29e2qk4d83a7ktntwz2wudnq93y6epp0xxl9t4andnq7uqhzazzn";
+    let start = Instant::now();
+    assert_eq!(
+        code(&[
+            "chain",
+            "query",
+            "height",
+            "--endpoint",
+            &format!("{id}@127.0.0.1:9")
+        ]),
+        Some(7)
+    );
+    assert!(start.elapsed() < PATIENCE);
+    // testnet refuses to overwrite.
+    let net = dir.path().join("net");
+    let args = [
+        "validator",
+        "testnet",
+        "--validators",
+        "1",
+        "--accounts",
+        "0",
+        "--dir",
+    ];
+    let mut first = nodus();
+    first.args(args).arg(&net);
+    assert!(first.output().unwrap().status.success());
+    let mut again = nodus();
+    again.args(args).arg(&net);
+    assert_eq!(again.output().unwrap().status.code(), Some(5));
+}
+
+#[test]
+fn heavy_one_validator_every_transaction_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let net = json_of(
+        &nodus()
+            .args([
+                "--json",
+                "validator",
+                "testnet",
+                "--validators",
+                "1",
+                "--accounts",
+                "3",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--base-port", &base.to_string()])
+            .output()
+            .unwrap(),
+    );
+    let v = &net["validators"][0];
+    let mut validator = Validator {
+        config: PathBuf::from(v["config"].as_str().unwrap()),
+        endpoint: v["endpoint"].as_str().unwrap().to_owned(),
+        log: dir.path().join("validator.log"),
+        child: None,
+    };
+    validator.start();
+    let ep = validator.endpoint.clone();
+    let acct = |i: usize| {
+        (
+            net["accounts"][i]["keystore"].as_str().unwrap().to_owned(),
+            net["accounts"][i]["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (farmer_ks, _) = acct(0);
+    let (node_ks, node_id) = acct(1);
+    let (tenant_ks, tenant_id) = acct(2);
+    let tx = |ks: &str, args: &[&str]| {
+        let mut c = nodus();
+        c.args(["--json", "chain", "tx"]).args(args);
+        c.args(["--keystore", ks, "--endpoint", &ep]);
+        let v = json_of(&c.output().unwrap());
+        assert_eq!(v["status"], "applied", "{args:?}: {v}");
+    };
+    let query = |args: &[&str]| {
+        let mut c = nodus();
+        c.args(["--json", "chain", "query"]).args(args);
+        c.args(["--endpoint", &ep]);
+        json_of(&c.output().unwrap())
+    };
+
+    tx(&farmer_ks, &["register-farm", "--name", "north"]);
+    assert_eq!(query(&["farm", "1"])["name"], "north");
+    let approval = dir.path().join("approval.json");
+    let out = nodus()
+        .args([
+            "chain",
+            "tx",
+            "approve-node",
+            "--farm",
+            "1",
+            "--node",
+            &node_id,
+        ])
+        .arg("--out")
+        .arg(&approval)
+        .args(["--keystore", &farmer_ks, "--endpoint", &ep])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tx(
+        &farmer_ks,
+        &[
+            "register-node",
+            "--node-keystore",
+            &node_ks,
+            "--farm",
+            "1",
+            "--approval",
+            approval.to_str().unwrap(),
+            "--cru",
+            "8",
+            "--mru",
+            "17179869184",
+        ],
+    );
+    let node = query(&["node", &node_id]);
+    assert_eq!(node["farm"], 1, "{node}");
+    assert_eq!(node["capacity"]["cru"], 8);
+
+    tx(
+        &tenant_ks,
+        &[
+            "create-contract",
+            "--node",
+            &node_id,
+            "--cru",
+            "2",
+            "--price-per-hour",
+            "3600",
+        ],
+    );
+    let contracts = query(&["contracts", "--tenant", &tenant_id]);
+    assert_eq!(contracts.as_array().unwrap().len(), 1, "{contracts}");
+    assert_eq!(contracts[0]["id"], 1);
+    tx(
+        &farmer_ks,
+        &["set-power-target", "--node", &node_id, "--target", "down"],
+    );
+    assert_eq!(query(&["node", &node_id])["power_target"], "Down");
+    tx(&tenant_ks, &["cancel-contract", "--contract", "1"]);
+    let contracts = query(&["contracts", "--node", &node_id]);
+    assert!(
+        contracts[0]["state"].get("Cancelled").is_some(),
+        "{contracts}"
+    );
+
+    tx(&tenant_ks, &["bond", "--amount", "5000"]);
+    let set = query(&["validators"]);
+    assert_eq!(set.as_array().unwrap().len(), 2, "{set}");
+    assert_eq!(query(&["account", &tenant_id])["bonded"], "5000");
+    tx(&tenant_ks, &["unbond", "--amount", "5000"]);
+    assert_eq!(query(&["account", &tenant_id])["unbonding"], "5000");
+
+    let block = query(&["block", "1"]);
+    assert_eq!(block["height"], 1);
+    assert_eq!(query(&["height"])["chain_id"], "testnet");
+}
