@@ -325,6 +325,7 @@ pub fn real_image(
     nodus: &Path,
     kernel: &Path,
     dir: &Path,
+    farm: &str,
 ) -> Option<nodus_identity::SecretKey> {
     let key = nodus_identity::SecretKey::from_seed(&[11; 32]);
     let keystore = dir.with_extension("key");
@@ -343,7 +344,7 @@ pub fn real_image(
         .arg(&keystore)
         .arg("--out")
         .arg(dir)
-        .args(["--farm", "farm-test", "--network", "nodus-devnet"])
+        .args(["--farm", farm, "--network", "nodus-devnet", "--strip"])
         .env("NODUS_PASSPHRASE", "pxe-test");
     if let Some(m) = modules_dir(kernel) {
         cmd.arg("--modules").arg(m);
@@ -363,52 +364,4 @@ pub fn real_image(
         String::from_utf8_lossy(&out.stdout)
     );
     Some(key)
-}
-
-/// Flips one byte inside the file `name` of a gzip-compressed newc initramfs,
-/// keeping the archive well-formed: what a tampered image looks like to the init.
-pub fn tamper_initramfs(initramfs: &Path, name: &str) {
-    let gz = std::fs::read(initramfs).unwrap();
-    let mut raw = Vec::new();
-    let mut dec = Command::new("gzip")
-        .args(["-dc"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = dec.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write as _;
-        let _ = stdin.write_all(&gz);
-    });
-    std::io::Read::read_to_end(&mut dec.stdout.take().unwrap(), &mut raw).unwrap();
-    writer.join().unwrap();
-    assert!(dec.wait().unwrap().success(), "gzip -d failed");
-    // newc: a 110-byte header, the NUL-terminated name padded to 4, the data.
-    let needle = format!("{name}\0");
-    let at = raw
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())
-        .unwrap_or_else(|| panic!("{name} not in the initramfs"));
-    let header = at - 110;
-    assert_eq!(&raw[header..header + 6], b"070701");
-    let hex = |i: usize| {
-        let f = std::str::from_utf8(&raw[header + 6 + i * 8..header + 14 + i * 8]).unwrap();
-        usize::from_str_radix(f, 16).unwrap()
-    };
-    let (size, namesize) = (hex(6), hex(11));
-    assert!(size > 0, "{name} is empty");
-    let data = (header + 110 + namesize).div_ceil(4) * 4;
-    raw[data + size / 2] ^= 0x01;
-    let mut enc = Command::new("gzip")
-        .args(["-c", "-1"])
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(initramfs).unwrap())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        enc.stdin.take().unwrap().write_all(&raw).unwrap();
-    }
-    assert!(enc.wait().unwrap().success(), "gzip failed");
 }
