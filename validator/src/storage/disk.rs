@@ -50,8 +50,32 @@ pub struct DiskStore {
 
 impl DiskStore {
     /// Opens (or creates) the store at `path`.
+    ///
+    /// A new store is built under a temporary name and renamed into place, so a
+    /// crash during the very first start never leaves a half-written file that
+    /// later starts would refuse.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(dberr)?;
+        if !path.exists() {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".new");
+            let tmp = std::path::PathBuf::from(tmp);
+            let io = |e: std::io::Error| StoreError::Database(e.into());
+            if tmp.exists() {
+                std::fs::remove_file(&tmp).map_err(io)?;
+            }
+            drop(Self::init(Database::create(&tmp).map_err(dberr)?)?);
+            std::fs::rename(&tmp, path).map_err(io)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                // Make the rename itself durable.
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
+        }
+        Self::init(Database::create(path).map_err(dberr)?)
+    }
+
+    fn init(db: Database) -> Result<Self, StoreError> {
         let txn = db.begin_write().map_err(dberr)?;
         {
             // Create every table up front, so readers never meet a missing one.
@@ -179,5 +203,43 @@ impl Store for DiskStore {
             out.push(postcard::from_bytes(v.value())?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SignStep;
+
+    #[test]
+    fn a_half_created_store_from_a_crash_is_replaced_and_records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        // What a crash during the first `create` leaves behind.
+        std::fs::write(dir.path().join("chain.redb.new"), b"").unwrap();
+        let mut store = DiskStore::open(&path).unwrap();
+        assert!(store.last_committed().unwrap().is_none());
+        let record = SignRecord {
+            height: 3,
+            round: 1,
+            step: SignStep::Prevote,
+            value: None,
+            proposal: None,
+        };
+        store.record_signed(&record).unwrap();
+        store
+            .wal_append(
+                3,
+                &WalRecord::Timeout {
+                    kind: malachitebft_core_types::TimeoutKind::Propose,
+                    round: malachitebft_core_types::Round::new(1),
+                },
+            )
+            .unwrap();
+        drop(store);
+        let store = DiskStore::open(&path).unwrap();
+        assert_eq!(store.signed().unwrap(), vec![record]);
+        assert_eq!(store.wal(3).unwrap().len(), 1);
+        assert!(store.wal(4).unwrap().is_empty());
     }
 }
