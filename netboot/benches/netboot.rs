@@ -6,10 +6,12 @@
 //!   per-block ACK→DATA percentiles beside the totals — then ours with windowsize 4
 //!   and 16.
 //! - DHCP: DISCOVER→OFFER rate, ours vs dnsmasq, with a sequential client loop.
-//! - PXE: power-on → the trivial image's `/init` in QEMU (TCG), through the NIC's
-//!   iPXE ROM and through OVMF's PXE (see `tests/pxe_heavy.rs`).
+//! - PXE: power-on → the trivial image's `/init`, and → `nodus-agent ready` with
+//!   the real image, in QEMU (TCG), through the NIC's iPXE ROM and through OVMF's
+//!   PXE (see `tests/pxe_heavy.rs`; the real image needs `$NODUS_BIN` or a `nodus`
+//!   beside the bench binary).
 //!
-//! Run: `cargo bench -p nodus-netboot --bench netboot` (about 13 minutes, most of
+//! Run: `cargo bench -p nodus-netboot --bench netboot` (about 17 minutes, most of
 //! it the four 5 ms lock-step transfers). `NODUS_BENCH_ONLY=tftp|dhcp|pxe`,
 //! `NODUS_BENCH_RTTS=0`, `NODUS_BENCH_ROUNDS_5MS=N` (ABBA pairs, default 2) and
 //! `NODUS_BENCH_TFTP_MIB=N` narrow it. Prints figures; asserts nothing about
@@ -60,39 +62,58 @@ fn main() {
     }
 }
 
-/// PXE boot → `/init` under TCG, through the NIC's iPXE ROM and through OVMF's own
-/// PXE, with the trivial image (see `tests/pxe_heavy.rs`).
+/// PXE boot under TCG, through the NIC's iPXE ROM and through OVMF's own PXE:
+/// power-on → the trivial image's `/init` (see `tests/pxe_heavy.rs`), and
+/// power-on → `nodus-agent ready` with the image from `nodus netboot build-image`
+/// (the `nodus` at `$NODUS_BIN`, or beside this binary).
 fn pxe_bench() {
-    println!("PXE boot in QEMU (TCG, q35, virtio-net), power-on → first line of /init");
-    for ovmf in [false, true] {
-        let name = if ovmf {
-            "OVMF PXE → TFTP ipxe.efi → HTTP"
-        } else {
-            "iPXE ROM → HTTP"
-        };
-        let Some(kernel) = pxe::prerequisites("pxe bench", ovmf) else {
-            return;
-        };
-        let tmp = tempfile::tempdir().unwrap();
-        pxe::tftp_root(tmp.path());
-        let image = tmp.path().join("image");
-        pxe::trivial_image(&image, &kernel);
-        let seg = Segment::new("v", &[true]);
-        let extra = format!(
-            "image = \"{}\"\nkernel_args = \"console=ttyS0 panic=-1\"\n\
-             [dhcp]\nrange = \"{}-{}\"\n",
-            image.display(),
-            seg.addr(100),
-            seg.addr(110),
-        );
-        let srv = Server::start(&seg, 0, settings(seg.ip(0), tmp.path(), "dhcp", &extra));
-        let mut vm = pxe::Vm::boot(&seg, tmp.path(), "52:54:00:be:0c:01", ovmf);
-        match vm.wait_for(pxe::MARKER) {
-            Ok((_, took)) => println!("  {name:<34} {:>6.1} s", took.as_secs_f64()),
-            Err(why) => println!(
-                "  {name:<34} FAILED: {}",
-                pxe::diagnose(&vm, tmp.path(), &srv, &why)
-            ),
+    println!("PXE boot in QEMU (TCG, q35, virtio-net, 1 GiB)");
+    for real in [false, true] {
+        for ovmf in [false, true] {
+            let firmware = if ovmf {
+                "OVMF PXE → TFTP ipxe.efi → HTTP"
+            } else {
+                "iPXE ROM → HTTP"
+            };
+            let Some(kernel) = pxe::prerequisites("pxe bench", ovmf) else {
+                return;
+            };
+            let tmp = tempfile::tempdir().unwrap();
+            pxe::tftp_root(tmp.path());
+            let image = tmp.path().join("image");
+            let seg = Segment::new("v", &[true]);
+            let mut extra = format!(
+                "image = \"{}\"\n[dhcp]\nrange = \"{}-{}\"\n",
+                image.display(),
+                seg.addr(100),
+                seg.addr(110),
+            );
+            let (what, needle) = if real {
+                let Some(nodus) = pxe::nodus_bin("pxe bench (real image)") else {
+                    return;
+                };
+                if pxe::real_image("pxe bench", &nodus, &kernel, &image, "7").is_none() {
+                    return;
+                }
+                ("power-on → nodus-agent ready", "nodus-agent ready")
+            } else {
+                pxe::trivial_image(&image, &kernel);
+                ("power-on → trivial /init", pxe::MARKER)
+            };
+            extra = format!("kernel_args = \"console=ttyS0 panic=-1\"\n{extra}");
+            let mut config = settings(seg.ip(0), tmp.path(), "dhcp", &extra);
+            config.scripts.farm = "7".into();
+            let srv = Server::start(&seg, 0, config);
+            let mut vm = pxe::Vm::boot(&seg, tmp.path(), "52:54:00:be:0c:01", ovmf);
+            match vm.wait_unless(needle, &["REFUSING TO BOOT", "Kernel panic"]) {
+                Ok((_, took)) => {
+                    println!("  {firmware:<32} {what:<30} {:>6.1} s", took.as_secs_f64())
+                }
+                Err(why) => println!(
+                    "  {firmware:<32} {what:<30} FAILED: {}",
+                    pxe::diagnose(&vm, tmp.path(), &srv, &why)
+                ),
+            }
         }
     }
 }
