@@ -390,6 +390,7 @@ pub async fn run_profile(
     let Some(mut vm) = vm else {
         return out;
     };
+    let mut last_inventory = None;
     if let Some((_, mut view)) = agent {
         out.ready_after = Some(view.ready_at.duration_since(vm.started()));
         let snapshot = view.current().inventory;
@@ -412,9 +413,14 @@ pub async fn run_profile(
                 break;
             }
         }
+        last_inventory = Some(view.current().inventory);
     }
     if opts.keep_failed && !out.passed() {
         out.kept = vm.keep_dir();
+        if let (Some(dir), Some(inv)) = (&out.kept, &last_inventory) {
+            // Best effort: the post-mortem gets the agent's last word too.
+            let _ = std::fs::write(dir.join("last-inventory.json"), inv.to_string());
+        }
     }
     out
 }
