@@ -346,6 +346,10 @@ fn heavy_console_in_tmux_on_a_real_agent() {
         p.contains("identify") && p.contains(": done")
     });
     assert!(!pane.contains("refused"), "{pane}");
+    // The agent's identify event reaches every console as a banner.
+    tmux.wait_for("the identify banner", |p| {
+        p.contains("IDENTIFY: this node was asked")
+    });
     tmux.keys(&["Escape", "R"]);
     tmux.wait_for("the reboot prompt", |p| {
         p.contains("reboot") && p.contains(&format!("Type {short}"))
