@@ -33,7 +33,8 @@
 //!   certificate and the new state in one store transaction *before*
 //!   [`Output::Decided`] is returned.
 //! - **WAL.** Every input consensus acts on for the height in progress is appended
-//!   to the store's WAL first; [`Engine::start`] replays it.
+//!   to the store's WAL first (durable at the latest with the next sign record,
+//!   see [`Store::wal_append`]); [`Engine::start`] replays it.
 //! - **Determinism.** No clock reads, no threads: the same inputs at the same
 //!   times give the same outputs. (Block signatures are batch-verified with
 //!   OS-random coefficients, which cannot change a verdict under ZIP-215.)
