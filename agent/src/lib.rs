@@ -10,6 +10,7 @@
 pub mod api;
 pub mod boot;
 pub mod capacity;
+pub mod chain;
 pub mod cli;
 pub mod daemon;
 pub mod disks;

@@ -99,6 +99,15 @@ pub struct RawConfig {
     /// Where identify writes its banner and bell (a tty such as `/dev/tty0`).
     /// Unset by hand; `/dev/tty0` on a booted node.
     pub identify_tty: Option<PathBuf>,
+    /// Validators of the chain, `<ValidatorId>@host:port`; none: no chain client.
+    pub chain: Option<Vec<String>>,
+    /// The farmer's signed approval file for registering this node
+    /// (`nodus chain tx approve-node --out F`).
+    pub chain_approval: Option<PathBuf>,
+    /// Fee offered per chain transaction, base units.
+    pub chain_fee: Option<u128>,
+    /// Seconds between signed uptime reports.
+    pub uptime_report_s: Option<u64>,
     /// Telemetry sampling and history.
     pub telemetry: Option<TelemetryConfigRaw>,
     /// Health thresholds and overrides.
@@ -284,8 +293,8 @@ pub struct Config {
     pub network: String,
     /// Farm id.
     pub farm: Option<u64>,
-    /// Chain endpoints from the kernel command line.
-    pub chain: Vec<String>,
+    /// The chain client's settings; `None` without validators.
+    pub chain: Option<crate::chain::ChainConfig>,
     /// Seconds between inventory passes.
     pub inventory_interval_s: u64,
     /// How power actions are carried out.
@@ -360,6 +369,56 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
+/// The chain settings of the file.
+struct FileChain {
+    endpoints: Vec<String>,
+    approval: Option<PathBuf>,
+    fee: Option<u128>,
+    report_s: Option<u64>,
+}
+
+/// Builds the chain client's config: endpoints from the kernel command line win
+/// over the file's.
+fn chain_config(
+    kernel: &KernelParams,
+    file: &FileChain,
+    owner: Option<PublicKey>,
+) -> Result<Option<crate::chain::ChainConfig>, ConfigError> {
+    let (name, list) = if kernel.chain.is_empty() {
+        ("chain", &file.endpoints)
+    } else {
+        ("nodus.chain", &kernel.chain)
+    };
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let endpoints = list
+        .iter()
+        .map(|e| {
+            e.parse::<nodus_validator::node::config::Endpoint>()
+                .map_err(|err| field(name, e, err.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let report_s = file
+        .report_s
+        .unwrap_or(crate::chain::DEFAULT_REPORT_EVERY_S);
+    if report_s == 0 {
+        return Err(field("uptime_report_s", "0", "must be at least 1"));
+    }
+    Ok(Some(crate::chain::ChainConfig {
+        endpoints,
+        owner,
+        approval: file.approval.clone(),
+        fee: file
+            .fee
+            .unwrap_or(nodus_validator::genesis::DEFAULT_MIN_FEE),
+        report_every: std::time::Duration::from_secs(report_s),
+        watch_every: std::time::Duration::from_secs(
+            crate::chain::DEFAULT_WATCH_EVERY_S.min(report_s),
+        ),
+    }))
+}
+
 impl Config {
     /// Merges the three sources (flags, kernel command line, file) and validates
     /// the result. `booted` selects the defaults.
@@ -431,6 +490,12 @@ impl Config {
         if network.is_empty() || network.len() > 64 {
             return Err(field("network", &network, "must be 1 to 64 characters"));
         }
+        let file_chain = FileChain {
+            endpoints: file.chain.clone().unwrap_or_default(),
+            approval: file.chain_approval.clone(),
+            fee: file.chain_fee,
+            report_s: file.uptime_report_s,
+        };
         let telemetry = TelemetryConfig::try_from(file.telemetry.unwrap_or_default())
             .map_err(ConfigError::Telemetry)?;
         let health =
@@ -449,7 +514,7 @@ impl Config {
             state_dir,
             network,
             farm,
-            chain: kernel.chain,
+            chain: chain_config(&kernel, &file_chain, owner)?,
             inventory_interval_s,
             power_backend: file.power_backend.unwrap_or(PowerBackend::System),
             identify_tty: file

@@ -486,6 +486,21 @@ pub async fn run(
         })
     };
 
+    let chain_task = match config.chain.clone() {
+        Some(c) => match crate::chain::spawn(c, key.clone(), hub.clone(), stop_rx.clone()) {
+            Ok(t) => Some(t),
+            Err(error) => {
+                hub.event(
+                    Level::Warning,
+                    "chain",
+                    format!("chain client not started: {error}"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+
     on_ready(&Ready {
         node_id,
         quic: quic.local_addr(),
@@ -515,6 +530,9 @@ pub async fn run(
         let _ = std::fs::remove_file(path);
     }
     inventory_task.abort();
+    if let Some(t) = chain_task {
+        t.abort();
+    }
     let _ = telemetry_task.await;
     let _ = inventory_task.await;
     if let Some(d) = dbus.and_then(|d| Arc::try_unwrap(d).ok()) {
