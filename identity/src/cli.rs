@@ -30,38 +30,42 @@ pub struct PassphraseArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// Arguments of `nodus id grant` (boxed in [`Command`]: they are large).
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    /// The owner's keystore (the node's owner, as configured on the node).
+    #[arg(long, value_name = "PATH")]
+    keystore: PathBuf,
+    /// The account that receives the role (`acct1…`).
+    #[arg(long, value_name = "ACCOUNT")]
+    to: AccountId,
+    /// `operator` (power actions, disk approvals) or `viewer` (read-only).
+    #[arg(long)]
+    role: crate::Role,
+    /// The node it applies to (`node1…`).
+    #[arg(long, value_name = "NODE")]
+    node: NodeId,
+    /// When it stops being valid (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
+    /// Without it the grant lasts until revoked.
+    #[arg(long, value_name = "RFC3339")]
+    expires: Option<String>,
+    /// The network (chain id) the grant is valid on.
+    #[arg(long, default_value = crate::DEFAULT_NETWORK)]
+    network: String,
+    /// The grant file to write. An existing file is never overwritten.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pass: PassphraseArgs,
+}
+
 /// Subcommands of `nodus id`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Sign a grant with the owner's key: the key `--to` gets `--role` on `--node`.
     /// The grant file is then presented by that key's console or CLI (`--grant`).
-    Grant {
-        /// The owner's keystore (the node's owner, as configured on the node).
-        #[arg(long, value_name = "PATH")]
-        keystore: PathBuf,
-        /// The account that receives the role (`acct1…`).
-        #[arg(long, value_name = "ACCOUNT")]
-        to: AccountId,
-        /// `operator` (power actions, disk approvals) or `viewer` (read-only).
-        #[arg(long)]
-        role: crate::Role,
-        /// The node it applies to (`node1…`).
-        #[arg(long, value_name = "NODE")]
-        node: NodeId,
-        /// When it stops being valid (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
-        /// Without it the grant lasts until revoked.
-        #[arg(long, value_name = "RFC3339")]
-        expires: Option<String>,
-        /// The network (chain id) the grant is valid on.
-        #[arg(long, default_value = crate::DEFAULT_NETWORK)]
-        network: String,
-        /// The grant file to write. An existing file is never overwritten.
-        #[arg(long, value_name = "PATH")]
-        out: PathBuf,
-        /// Where the passphrase comes from.
-        #[command(flatten)]
-        pass: PassphraseArgs,
-    },
+    Grant(Box<GrantArgs>),
     /// Create a new key in a new keystore and show its backup words once.
     New {
         /// The keystore file to create. An existing file is never overwritten.
@@ -207,16 +211,17 @@ impl Command {
     /// Runs the subcommand. `json` selects machine-readable output.
     pub fn run(self, json: bool) -> Result<(), Error> {
         match self {
-            Command::Grant {
-                keystore,
-                to,
-                role,
-                node,
-                expires,
-                network,
-                out,
-                pass,
-            } => {
+            Command::Grant(args) => {
+                let GrantArgs {
+                    keystore,
+                    to,
+                    role,
+                    node,
+                    expires,
+                    network,
+                    out,
+                    pass,
+                } = *args;
                 let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
                 if out.exists() {
                     return Err(Error::Write {
