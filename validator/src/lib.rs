@@ -55,8 +55,8 @@
 //! assert_eq!(outcome.next_validators.total_power(), 100);
 //! ```
 
-pub mod consensus;
 pub mod cli;
+pub mod consensus;
 pub mod genesis;
 pub mod mempool;
 pub mod node;
