@@ -57,8 +57,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
-    /// Write a local test network: genesis, D/validator-<i>/config.toml, and
-    /// funded test accounts in D/accounts/.
+    /// Write a local test network: genesis, `D/validator-<i>/config.toml`, and
+    /// funded test accounts in `D/accounts/`.
     Testnet {
         /// Number of validators.
         #[arg(long, default_value_t = 4)]

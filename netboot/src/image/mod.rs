@@ -1,5 +1,5 @@
 //! Building a boot image: `vmlinuz`, a gzip-compressed cpio `initramfs` with
-//! `nodus` as `/init`, and the signed outer [`manifest`](crate::manifest).
+//! `nodus` as `/init`, and the signed outer [`manifest`].
 //!
 //! The initramfs holds the `nodus` binary with the shared libraries its ELF
 //! header names (and their own, and the dynamic loader), the kernel modules the
