@@ -87,7 +87,14 @@ fn main() {
     let owner = SecretKey::generate().unwrap();
     let mut agent = Command::new(&bin)
         .env("NODUS_PASSPHRASE", "bench")
-        .args(["agent", "run", "--listen", "127.0.0.1:0", "--socket", ""])
+        .args([
+            "agent",
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--socket",
+            "none",
+        ])
         .args(["--dbus-address", "none", "--owner"])
         .arg(AccountId::from(owner.public()).to_string())
         .arg("--root")

@@ -164,7 +164,7 @@ async fn agent_registers_reports_uptime_and_shows_stake() {
     let flags = Overrides {
         mode: Some(Mode::Observe),
         listen: Some("127.0.0.1:0".into()),
-        socket: Some(std::path::PathBuf::new()),
+        socket: Some(std::path::PathBuf::from("none")),
         dbus: Some("none".into()),
         owner: Some(AccountId::from(farmer.public()).to_string()),
         root: Some(dir.path().join("root")),

@@ -43,7 +43,7 @@ pub struct RunArgs {
     /// `0.0.0.0:7447` when booted; port 0 picks a free one).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
-    /// The local console's Unix socket (default /run/nodus/agent.sock; "" for none).
+    /// The local console's Unix socket (default /run/nodus/agent.sock; `none` for no socket).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// D-Bus to serve `org.nodus.Agent1` on: `system`, `none` or an address.

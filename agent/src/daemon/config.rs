@@ -72,7 +72,7 @@ pub struct RawConfig {
     pub mode: Option<Mode>,
     /// QUIC listen address, `ADDR:PORT`.
     pub listen: Option<String>,
-    /// Unix socket path; `""` disables the socket.
+    /// Unix socket path; `""` or `none` disables the socket.
     pub socket: Option<PathBuf>,
     /// Group whose members are operators on the socket (default `nodus`; ignored
     /// when the group does not exist: then only root is).
@@ -459,7 +459,9 @@ impl Config {
             .socket
             .or(file.socket)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
-        let socket = (!socket.as_os_str().is_empty()).then_some(socket);
+        // `none` (flag or file) or `""` (file) turns the socket off.
+        let socket =
+            (!socket.as_os_str().is_empty() && socket.as_os_str() != "none").then_some(socket);
         let dbus_text = flags
             .dbus
             .or(file.dbus)
@@ -567,6 +569,13 @@ mod tests {
         let c = Config::resolve(file.clone(), kernel, flags, false).unwrap();
         assert_eq!(c.mode, Mode::Observe);
         assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.socket, None);
+        let none = Overrides {
+            socket: Some(PathBuf::from("none")),
+            ..Overrides::default()
+        };
+        let c =
+            Config::resolve(RawConfig::default(), KernelParams::default(), none, false).unwrap();
         assert_eq!(c.socket, None);
         let c = Config::resolve(
             RawConfig::default(),
