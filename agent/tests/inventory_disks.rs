@@ -192,14 +192,18 @@ fn smart_flows_into_disks_kind_and_findings() {
 fn managed_probe_classifies_persists_and_profile_overrides() {
     let dir = generate::machine(small());
     let state = tempfile::tempdir().unwrap();
-    // vda is virtio with rotational=1: unknown until probed.
+    // sda loses its rotational flag: a SATA disk of unknown kind, which the
+    // probe may time. vda (virtio, rotational=1) is unknown too, but never
+    // probed: its timing would be the hypervisor's storage.
+    let sda = std::fs::canonicalize(dir.path().join("sys/block/sda")).unwrap();
+    std::fs::remove_file(sda.join("queue/rotational")).unwrap();
     let opts = Options {
         mode: Mode::Managed,
         state_dir: Some(state.path().to_owned()),
         probe_opener: Some(Box::new(|p: &Path| {
             assert!(
-                p.ends_with("dev/vda"),
-                "only unknown disks are probed, got {}",
+                p.ends_with("dev/sda"),
+                "only unknown, non-virtio disks are probed, got {}",
                 p.display()
             );
             Ok(Box::new(FakeDevice::flash(1 << 40, 80)) as Box<dyn SeekDevice>)
@@ -207,10 +211,17 @@ fn managed_probe_classifies_persists_and_profile_overrides() {
         ..Options::default()
     };
     let inv = run(dir.path(), &opts);
-    let vda = inv.disks.iter().find(|d| d.name == "vda").unwrap();
+    let sda = inv.disks.iter().find(|d| d.name == "sda").unwrap();
     assert_eq!(
-        (vda.kind, vda.kind_source),
+        (sda.kind, sda.kind_source),
         (DiskKind::Ssd, KindSource::Probe)
+    );
+    let vda = inv.disks.iter().find(|d| d.name == "vda").unwrap();
+    assert_eq!(vda.kind, DiskKind::Unknown);
+    assert!(
+        vda.kind_reason.contains("not seek-probed"),
+        "{}",
+        vda.kind_reason
     );
     assert!(state.path().join("disk-classes.json").exists());
 
@@ -220,12 +231,12 @@ fn managed_probe_classifies_persists_and_profile_overrides() {
         ..Options::default()
     };
     let inv = run(dir.path(), &observe);
-    let vda = inv.disks.iter().find(|d| d.name == "vda").unwrap();
+    let sda = inv.disks.iter().find(|d| d.name == "sda").unwrap();
     assert_eq!(
-        (vda.kind, vda.kind_source),
+        (sda.kind, sda.kind_source),
         (DiskKind::Ssd, KindSource::Probe)
     );
-    assert!(inv.capacity.sru_bytes >= vda.size_bytes.unwrap());
+    assert!(inv.capacity.sru_bytes >= sda.size_bytes.unwrap());
 
     // The board profile beats the probe.
     let cfg: DiskProfileConfig =

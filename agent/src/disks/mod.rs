@@ -785,7 +785,19 @@ pub fn collect(root: &SysRoot, opts: &Options, gaps: &mut Gaps) -> Vec<Disk> {
             && !d.transport.is_virtual()
             && d.transport.never_eligible().is_none()
         {
-            run_probe(root, opts, d, store.as_mut(), gaps);
+            if d.transport == Transport::Virtio {
+                // A paravirtual disk's timing is the hypervisor's backing file and
+                // page cache, not a medium: a thin qcow2 answers unwritten blocks
+                // from metadata in microseconds, whatever it is stored on. The
+                // probe would invent an SSD; only the board profile can say.
+                d.kind_reason = format!(
+                    "{}; not seek-probed: a virtio-blk disk's timing is the \
+                     hypervisor's storage, so set its kind in the board profile",
+                    d.kind_reason
+                );
+            } else {
+                run_probe(root, opts, d, store.as_mut(), gaps);
+            }
         }
         d.mounts = used.mounts_of(d);
         contents(root, d, gaps);
