@@ -12,6 +12,8 @@ use std::{io, path::Path, process::Command, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+pub mod nvme_log;
+
 /// Why smartctl could not be run at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -523,10 +525,29 @@ pub fn parse(out: &SmartOutput) -> Smart {
     s
 }
 
+/// Whether `device` is an NVMe namespace or controller node (`nvme0n1`, `nvme0`).
+fn is_nvme(device: &Path) -> bool {
+    device
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("nvme"))
+}
+
 /// Asks `runner` about `device` and parses the answer; never fails.
 pub fn query(runner: &dyn SmartRunner, device: &Path) -> Smart {
     match runner.run(device) {
         Ok(out) => parse(&out),
+        Err(RunError::NotInstalled) if is_nvme(device) => match nvme_log::read(device) {
+            // Without smartctl (the boot image has none), an NVMe drive's own
+            // health log still gives the critical warning that matters most.
+            Ok(log) => nvme_log::decode(&log),
+            Err(e) => Smart::status(
+                SmartStatus::NotInstalled,
+                format!(
+                    "smartctl is not installed, and the NVMe health log could not be read: {e}"
+                ),
+            ),
+        },
         Err(RunError::NotInstalled) => {
             Smart::status(SmartStatus::NotInstalled, "smartctl is not installed")
         }
