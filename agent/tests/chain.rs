@@ -10,10 +10,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use common::generate::{Spec, build};
 use nodus_agent::{
-    daemon::{
-        self,
-        config::{Config, KernelParams, Overrides, PowerBackend, RawConfig},
-    },
+    daemon::config::{Config, KernelParams, Overrides, PowerBackend, RawConfig},
     inventory::Mode,
 };
 use nodus_identity::{AccountId, SecretKey, Statement, statement::purpose};
@@ -30,7 +27,6 @@ use nodus_wire::{
     Alpn, Client,
     console::{ClientMsg, Delta, Hello, ServerMsg, Stake, VERSION, ValidatorStatus},
 };
-use tokio::sync::oneshot;
 
 const CHAIN: &str = "agentchain";
 
@@ -172,24 +168,8 @@ async fn agent_registers_reports_uptime_and_shows_stake() {
         key: None,
     };
     let config = Config::resolve(raw, KernelParams::default(), flags, false).unwrap();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let agent_key = node_key.clone();
-    let agent = tokio::spawn(async move {
-        daemon::run(
-            config,
-            agent_key,
-            move |r| {
-                let _ = ready_tx.send(r.clone());
-            },
-            async move {
-                let _ = stop_rx.await;
-            },
-        )
-        .await
-        .unwrap();
-    });
-    let ready = ready_rx.await.unwrap();
+    let agent = common::spawn_agent(config, node_key.clone()).await;
+    let ready = agent.ready.clone();
 
     // Registered with the farm's approval, then uptime reports land.
     let report = tokio::time::timeout(Duration::from_secs(90), async {
@@ -244,7 +224,7 @@ async fn agent_registers_reports_uptime_and_shows_stake() {
     };
     assert_eq!(stake.balance, acct.balance);
     assert_eq!(stake.validator, ValidatorStatus::None);
-    let _ = stop_tx.send(());
-    agent.await.unwrap();
+    let _ = agent.stop.send(());
+    agent.task.await.unwrap();
     chain.shutdown().await.unwrap();
 }

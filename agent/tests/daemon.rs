@@ -14,7 +14,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use common::generate::{Spec, build};
 use nodus_agent::{
     daemon::{
-        self, Ready,
+        Ready,
         audit::read_all,
         config::{Config, KernelParams, Overrides, PowerBackend, RawConfig},
     },
@@ -74,27 +74,8 @@ impl Agent {
             key: None,
         };
         let config = Config::resolve(raw, KernelParams::default(), flags, false).unwrap();
-        let key = SecretKey::generate().unwrap();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            daemon::run(
-                config,
-                key,
-                move |r| {
-                    let _ = ready_tx.send(r.clone());
-                },
-                async move {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-            .unwrap();
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(60), ready_rx)
-            .await
-            .unwrap()
-            .unwrap();
+        let running = common::spawn_agent(config, SecretKey::generate().unwrap()).await;
+        let (ready, stop_tx, task) = (running.ready, running.stop, running.task);
         Self {
             ready,
             root,

@@ -52,3 +52,42 @@ pub fn procfs() -> tempfile::TempDir {
 pub fn node_exporter() -> tempfile::TempDir {
     unpack(&["node-exporter-sys.tar.gz"])
 }
+
+/// A daemon running on the test's tokio runtime until `stop` is sent.
+pub struct RunningAgent {
+    /// What it serves.
+    pub ready: nodus_agent::daemon::Ready,
+    /// Send to shut it down.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// Ends once it stopped.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts `nodus_agent::daemon::run` with `config` and `key` and waits (60 s at
+/// most) for it to serve.
+pub async fn spawn_agent(
+    config: nodus_agent::daemon::config::Config,
+    key: nodus_identity::SecretKey,
+) -> RunningAgent {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        nodus_agent::daemon::run(
+            config,
+            key,
+            move |r| {
+                let _ = ready_tx.send(r.clone());
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), ready_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    RunningAgent { ready, stop, task }
+}
