@@ -324,12 +324,14 @@ fn heavy_console_in_tmux_on_a_real_agent() {
     let agent = Agent::start();
     let tmux = Tmux::start("agent", &console_cmd(&agent, &agent.owner_key));
     let short = agent.short();
-    let pane = tmux.wait_for("the overview", |p| {
-        p.contains("connected") && p.contains("Uptime")
+    // Wait for every expected cell at once: a capture can land mid-redraw.
+    tmux.wait_for("the overview with node id, mode and health", |p| {
+        p.contains("connected")
+            && p.contains("Uptime")
+            && p.contains(&agent.node)
+            && p.contains("managed")
+            && p.contains("Health")
     });
-    assert!(pane.contains(&agent.node), "{pane}");
-    assert!(pane.contains("managed"), "{pane}");
-    assert!(pane.contains("Health"), "{pane}");
     tmux.keys(&["2"]);
     tmux.wait_for("the hardware screen", |p| {
         p.contains("Disks") && p.contains("Sensors")
