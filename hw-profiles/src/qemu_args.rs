@@ -194,8 +194,11 @@ fn sata_port(p: &crate::schema::RawProfile, index: usize) -> usize {
 }
 
 /// Kernel command-line arguments that set up the profile's I2C chips in the guest:
-/// `i2c_stub` with the chip addresses, and `nodus.i2c=` entries the agent uses to
-/// load initial register values and bind drivers.
+/// `i2c_stub` with the chip addresses, and one `nodus.i2c=` entry per chip,
+/// `<chip>@<bus>:0x<addr>:<reg>=<value>/…[:shunt=<ohms>]` (hex registers and
+/// values), from which the `nodus` init seeds the stub's registers and tells the
+/// agent which chips to read (`nodus_agent::boot::i2c`). `bus` is the profile's
+/// bus index: the init maps bus k to the k-th i2c-stub adapter.
 pub fn i2c_kernel_args(profile: &Profile) -> Vec<String> {
     if profile.raw.i2c.is_empty() {
         return Vec::new();
@@ -212,13 +215,17 @@ pub fn i2c_kernel_args(profile: &Profile) -> Vec<String> {
             .iter()
             .map(|(r, v)| format!("{r:02x}={v:04x}"))
             .collect();
-        args.push(format!(
+        let mut entry = format!(
             "nodus.i2c={}@{}:0x{:02x}:{}",
             serde_plain(c.chip),
             c.bus,
             c.address,
             regs.join("/")
-        ));
+        );
+        if let Some(ohms) = c.shunt_ohms {
+            entry.push_str(&format!(":shunt={ohms}"));
+        }
+        args.push(entry);
     }
     args
 }
@@ -299,5 +306,18 @@ mac = "52:54:00:00:00:01"
         assert!(joined.contains("pcie-root-port,id=rp-b,chassis=1,slot=1"));
         assert!(joined.contains("e1000e,netdev=net-n0,mac=52:54:00:00:00:01"));
         assert!(joined.contains("file=/tmp/vm/a.qcow2"));
+    }
+
+    #[test]
+    fn i2c_entries_carry_registers_and_shunt() {
+        let p = Profile::load(&crate::bundled_dir().join("i2c-sensor-board.toml")).unwrap();
+        assert_eq!(
+            i2c_kernel_args(&p),
+            [
+                "i2c_stub.chip_addr=0x48,0x40",
+                "nodus.i2c=lm75@0:0x48:00=1a80/02=4b00/03=5000",
+                "nodus.i2c=ina219@0:0x40:00=399f/01=0fa0/02=5d98:shunt=0.1",
+            ]
+        );
     }
 }

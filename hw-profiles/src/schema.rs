@@ -172,6 +172,11 @@ pub struct RawI2c {
     /// Initial register values: register (decimal or `0x..` string) → 16-bit value.
     #[serde(default)]
     pub registers: BTreeMap<String, u16>,
+    /// The shunt resistor of an INA219/INA226, Ω: the agent derives current and
+    /// power from the shunt voltage through it. Required for those, refused for
+    /// the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shunt_ohms: Option<f64>,
 }
 
 /// `[power]`.
@@ -481,6 +486,23 @@ impl TryFrom<RawProfile> for Profile {
                     "used twice on one bus".into(),
                 ));
             }
+            let needs_shunt = matches!(c.chip, Chip::Ina219 | Chip::Ina226);
+            match (needs_shunt, c.shunt_ohms) {
+                (true, Some(r)) if r.is_finite() && r > 0.0 => {}
+                (true, _) => {
+                    return Err(bad(
+                        format!("i2c[{i}].shunt_ohms"),
+                        "INA219/INA226 need a shunt resistance > 0 (ohms)".into(),
+                    ));
+                }
+                (false, Some(_)) => {
+                    return Err(bad(
+                        format!("i2c[{i}].shunt_ohms"),
+                        "only INA219/INA226 have a shunt".into(),
+                    ));
+                }
+                (false, None) => {}
+            }
             let mut regs = BTreeMap::new();
             for (k, v) in &c.registers {
                 let r = parse_register(k).ok_or_else(|| {
@@ -613,6 +635,16 @@ cru = 2
                     "{MINIMAL}\n[[faults]]\nat_s = 1\naction = \"link_down\"\ntarget = \"nope\"\n"
                 ),
                 "faults[0].target",
+            ),
+            (
+                format!("{MINIMAL}\n[[i2c]]\nbus = 0\naddress = 0x40\nchip = \"ina219\"\n"),
+                "i2c[0].shunt_ohms",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[i2c]]\nbus = 0\naddress = 0x48\nchip = \"lm75\"\nshunt_ohms = 0.1\n"
+                ),
+                "i2c[0].shunt_ohms",
             ),
         ];
         for (text, field) in cases {

@@ -162,6 +162,10 @@ pub struct BootParams {
     pub net: NetSetting,
     /// `nodus.console=`.
     pub console: ConsoleTty,
+    /// `nodus.i2c=` values, one per simulated I2C chip, unparsed: each is
+    /// checked on its own by [`super::i2c::parse_entry`] so one bad entry skips
+    /// one chip instead of refusing the boot.
+    pub i2c: Vec<String>,
     /// `module.param=value` settings, by normalized module name, as modprobe would
     /// pass them (the kernel applies command-line parameters only to built-in
     /// modules; loading a module is the loader's job, and so are its parameters).
@@ -238,6 +242,7 @@ impl BootParams {
                     }
                     "net" => p.net = value.parse().map_err(bad)?,
                     "console" => p.console = value.parse().map_err(bad)?,
+                    "i2c" => p.i2c.push(value.to_owned()),
                     k if AGENT_KEYS.contains(&k) => {}
                     _ => p.unknown.push(key.to_owned()),
                 }
@@ -278,7 +283,8 @@ mod tests {
         let line = format!(
             "BOOT_IMAGE=/vmlinuz console=ttyS0 quiet nodus.boot_key={} nodus.owner=acct1x \
              nodus.net=static:10.0.0.5/24,10.0.0.1,1.1.1.1 nodus.console=ttyS0 \
-             i2c_stub.chip_addr=0x48 i2c-stub.foo=\"a b\" nodus.colour=red -- nodus.net=bad\n",
+             i2c_stub.chip_addr=0x48 i2c-stub.foo=\"a b\" nodus.colour=red \
+             nodus.i2c=lm75@0:0x48:00=1a80 nodus.i2c=bad -- nodus.net=bad\n",
             key_text()
         );
         let p = BootParams::parse(&line).unwrap();
@@ -301,6 +307,8 @@ mod tests {
         assert_eq!(p.console, ConsoleTty::Tty("ttyS0".into()));
         assert_eq!(p.params_for("i2c-stub"), "chip_addr=0x48 foo=a b");
         assert_eq!(p.unknown, ["nodus.colour"]);
+        // Kept verbatim, in order; a bad entry is the bring-up's to report.
+        assert_eq!(p.i2c, ["lm75@0:0x48:00=1a80", "bad"]);
     }
 
     #[test]

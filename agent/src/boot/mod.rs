@@ -5,7 +5,8 @@
 //! file of the initramfs against the signed manifest and the boot key
 //! ([`verify`]), and halts with the reason on the console if anything is off —
 //! the agent is then never started; loads the kernel modules listed in the image,
-//! dependencies first; brings up the network ([`crate::netup`], in this process so
+//! dependencies first; brings up the I2C chips of a simulated board when the
+//! command line has `nodus.i2c=` entries ([`i2c`]); brings up the network ([`crate::netup`], in this process so
 //! addresses and leases survive agent restarts); then starts and supervises
 //! `nodus agent run --mode managed` (with `NODUS_INIT=1`) and the on-node console
 //! ([`supervise`]), reaps orphans, and powers off cleanly on SIGTERM, SIGPWR or
@@ -19,7 +20,9 @@
 //! boot transcript: `image verified`, `modules loaded`, `network up`, `ready`.
 
 pub mod cmdline;
+pub mod i2c;
 pub mod supervise;
+pub mod timeline;
 pub mod verify;
 
 #[cfg(target_os = "linux")]
@@ -38,6 +41,7 @@ mod linux {
 
     use super::{
         cmdline::{BootParams, ConsoleTty},
+        i2c::{self, StubChip},
         supervise::{Action, Exit, Supervisor},
         sys::{self, End},
         verify,
@@ -49,7 +53,8 @@ mod linux {
     const STOP_GRACE: Duration = Duration::from_secs(20);
 
     fn say(msg: impl std::fmt::Display) {
-        println!("nodus-init: {msg}");
+        // Stamped like the kernel's lines, so the serial log is a boot timeline.
+        println!("{}nodus-init: {msg}", super::timeline::stamp());
     }
 
     /// Prints why, and halts. The agent is never started.
@@ -59,7 +64,7 @@ mod linux {
         sys::end(End::Halt)
     }
 
-    fn load_modules(params: &BootParams) {
+    fn load_modules(params: &BootParams, stub_chips: &[StubChip]) {
         let list = match std::fs::read_to_string(MODULE_LIST) {
             Ok(l) => l,
             Err(e) => {
@@ -72,7 +77,16 @@ mod linux {
             let Some((name, path)) = line.split_once(' ') else {
                 continue;
             };
-            match sys::load_module(Path::new(path), &params.params_for(name)) {
+            let mut module_params = params.params_for(name);
+            if name == "i2c_stub" && module_params.is_empty() {
+                // i2c-stub refuses to load without chip addresses; take them
+                // from the `nodus.i2c=` entries, or leave it out.
+                if stub_chips.is_empty() {
+                    continue;
+                }
+                module_params = i2c::chip_addr_param(stub_chips);
+            }
+            match sys::load_module(Path::new(path), &module_params) {
                 Ok(()) => ok.push(name),
                 Err(e) => failed.push(format!("{name} ({e})")),
             }
@@ -80,6 +94,46 @@ mod linux {
         say(format_args!("modules loaded: {}", ok.join(" ")));
         if !failed.is_empty() {
             say(format_args!("modules failed: {}", failed.join(", ")));
+        }
+    }
+
+    /// Seeds the `nodus.i2c=` chips into i2c-stub and writes the agent's board
+    /// file (see [`i2c`]). Every problem is printed; none stops the boot.
+    fn bring_up_i2c(chips: &[StubChip]) {
+        if chips.is_empty() {
+            return;
+        }
+        let adapters = i2c::stub_adapters(Path::new("/sys"));
+        if adapters.is_empty() {
+            say("i2c: no i2c-stub adapter (is i2c_stub in the image?); no chips brought up");
+            return;
+        }
+        let up = i2c::bring_up(chips, &adapters, |adapter, address| {
+            let dev = format!("/dev/i2c-{adapter}");
+            // devtmpfs creates the node when i2c-dev binds the adapter; give it
+            // a moment in case that is still under way.
+            for _ in 0..20 {
+                if Path::new(&dev).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            crate::sensors::i2c::linux::LinuxSmbus::open(adapter, address)
+        });
+        for line in &up.done {
+            say(format_args!("i2c: seeded {line}"));
+        }
+        for (chip, e) in &up.failed {
+            say(format_args!("i2c: skipping {chip}: {e}"));
+        }
+        let path = Path::new(crate::sensors::i2c::BOARD_FILE);
+        match i2c::write_board_file(path, &up.board) {
+            Ok(()) => say(format_args!(
+                "i2c: {} chip(s) for the agent in {}",
+                up.board.chips.len(),
+                path.display()
+            )),
+            Err(e) => say(format_args!("i2c: cannot write {}: {e}", path.display())),
         }
     }
 
@@ -271,7 +325,17 @@ mod linux {
             )),
             Err(e) => refuse(error_chain(&e)),
         }
-        load_modules(&params);
+        let stub_chips: Vec<StubChip> = params
+            .i2c
+            .iter()
+            .filter_map(|e| {
+                i2c::parse_entry(e)
+                    .map_err(|err| say(format_args!("i2c: skipping: {err}")))
+                    .ok()
+            })
+            .collect();
+        load_modules(&params, &stub_chips);
+        bring_up_i2c(&stub_chips);
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -31,7 +31,7 @@ use crate::{
     health::Health,
     net::Nic,
     power::Meter,
-    sensors::Sensor,
+    sensors::{Sensor, i2c::I2cSource},
     smart::SmartRunner,
 };
 
@@ -68,6 +68,10 @@ pub struct Options {
     pub smart: Option<Box<dyn SmartRunner>>,
     /// How to open a device for the seek probe; `None` uses `O_DIRECT` on `dev/NAME`.
     pub probe_opener: Option<ProbeOpener>,
+    /// The board's I2C sensor chips (configured, never probed); `None` reads
+    /// none. Their temperatures, voltages, currents and power join the hwmon
+    /// sensors, and each INA2xx also becomes an `i2c` power meter.
+    pub i2c: Option<I2cSource>,
 }
 
 impl std::fmt::Debug for Options {
@@ -79,18 +83,21 @@ impl std::fmt::Debug for Options {
             .field("approved_serials", &self.approved_serials)
             .field("smart", &self.smart.is_some())
             .field("probe_opener", &self.probe_opener.is_some())
+            .field("i2c", &self.i2c)
             .finish()
     }
 }
 
 impl Options {
-    /// The defaults for `root`: observe mode, and real smartctl only on the live
-    /// host (on a captured tree the devices are not this machine's).
+    /// The defaults for `root`: observe mode, and real smartctl and the I2C
+    /// chips of [`crate::sensors::i2c::BOARD_FILE`] only on the live host (on a
+    /// captured tree the devices are not this machine's).
     pub fn for_root(root: &SysRoot) -> Self {
         Self {
             smart: root
                 .is_host()
                 .then(|| Box::new(crate::smart::Smartctl::default()) as Box<dyn SmartRunner>),
+            i2c: root.is_host().then(I2cSource::host),
             ..Self::default()
         }
     }
@@ -137,8 +144,15 @@ pub fn collect_with(root: &SysRoot, opts: &Options) -> Inventory {
     let memory = memory::collect(root, &mut gaps);
     let disks = crate::disks::collect(root, opts, &mut gaps);
     let nics = crate::net::collect(root, &mut gaps);
-    let sensors = crate::sensors::collect(root, &mut gaps);
-    let power = crate::power::collect_with_hwmon(root, &mut gaps, &sensors);
+    let mut sensors = crate::sensors::collect(root, &mut gaps);
+    // Meters from hwmon sensors only: an INA2xx's own meter (source `i2c`)
+    // comes with its readings, and must not appear twice.
+    let mut power = crate::power::collect_with_hwmon(root, &mut gaps, &sensors);
+    if let Some(src) = &opts.i2c {
+        let i2c = src.collect(&mut gaps);
+        sensors.extend(i2c.sensors);
+        power.extend(i2c.meters);
+    }
     let capacity = crate::capacity::compute(cpu.logical, memory.total_bytes, &disks);
     let mut inv = Inventory {
         dmi,
@@ -172,4 +186,107 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{
+        power::PowerSource,
+        sensors::{
+            SensorKind,
+            i2c::{FakeSmbus, SmbusI2c, read_chip},
+        },
+    };
+
+    fn i2c_source(dir: &std::path::Path, board: &str) -> I2cSource {
+        let board_file = dir.join("i2c-board.json");
+        std::fs::write(&board_file, board).unwrap();
+        let mut fake = FakeSmbus::default();
+        fake.registers.insert((0x48, 0x00), 0x1a80);
+        fake.registers.insert((0x40, 0x01), 0x0fa0);
+        fake.registers.insert((0x40, 0x02), 0x5d98);
+        I2cSource {
+            board_file,
+            reader: Box::new(move |chip| read_chip(SmbusI2c::new(fake.clone()), chip)),
+        }
+    }
+
+    #[test]
+    fn configured_i2c_chips_join_the_sensors_and_meters() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::at(dir.path()).unwrap();
+        let opts = Options {
+            i2c: Some(i2c_source(
+                dir.path(),
+                r#"{"chips": [
+                    {"bus": 1, "address": 72, "model": "lm75", "transfer": "smbus"},
+                    {"bus": 1, "address": 64, "model": "ina219", "transfer": "smbus",
+                     "shunt_ohms": 0.1, "label": "12V rail"}
+                ]}"#,
+            )),
+            ..Options::default()
+        };
+        let inv = collect_with(&root, &opts);
+        let got: Vec<(&str, &str, SensorKind, f64)> = inv
+            .sensors
+            .iter()
+            .map(|s| {
+                (
+                    s.chip_id.as_str(),
+                    s.sensor.as_str(),
+                    s.kind,
+                    (s.value.unwrap() * 1e4).round() / 1e4,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("i2c-1/0x48", "temp1", SensorKind::Temperature, 26.5),
+                ("i2c-1/0x40", "in1", SensorKind::Voltage, 11.98),
+                ("i2c-1/0x40", "curr1", SensorKind::Current, 0.4),
+                ("i2c-1/0x40", "power1", SensorKind::Power, 4.792),
+            ]
+        );
+        // The INA219 is one `i2c` meter, not also a second one from its power1.
+        assert_eq!(inv.power.len(), 1, "{:?}", inv.power);
+        assert_eq!(inv.power[0].source, PowerSource::I2c);
+        assert_eq!(inv.power[0].name, "12V rail");
+        // The JSON the console and the QEMU checks read.
+        let json = serde_json::to_value(&inv).unwrap();
+        assert_eq!(json["sensors"][2]["kind"], "current");
+    }
+
+    #[test]
+    fn a_bad_board_file_is_a_gap_and_no_file_is_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::at(dir.path()).unwrap();
+        let opts = Options {
+            i2c: Some(i2c_source(
+                dir.path(),
+                r#"{"chips": [{"bus": 0, "address": 64, "model": "ina219"}]}"#,
+            )),
+            ..Options::default()
+        };
+        let inv = collect_with(&root, &opts);
+        assert!(inv.sensors.is_empty());
+        let gap = inv.gaps.0.iter().find(|g| g.what == "i2c board").unwrap();
+        assert!(gap.reason.contains("chips[0].shunt_ohms"), "{}", gap.reason);
+
+        let mut src = i2c_source(dir.path(), "{}");
+        src.board_file = dir.path().join("absent.json");
+        let opts = Options {
+            i2c: Some(src),
+            ..Options::default()
+        };
+        let inv = collect_with(&root, &opts);
+        assert!(inv.sensors.is_empty());
+        assert!(
+            !inv.gaps.0.iter().any(|g| g.what.contains("i2c")),
+            "{:?}",
+            inv.gaps
+        );
+    }
 }

@@ -9,7 +9,8 @@
 //! - [`i2c`]: chips the kernel has no driver bound for, listed in the board
 //!   configuration and read through embedded-hal 1.0 drivers over Linux i2c-dev,
 //!   either with combined transfers or through the [`i2c::SmbusI2c`] adapter
-//!   ([`i2c::collect`]).
+//!   ([`i2c::collect`]). The inventory reads them through an
+//!   [`i2c::I2cSource`], from the board file [`i2c::BOARD_FILE`].
 //!
 //! This module deliberately does not judge readings (that is `health`) and does not
 //! keep history (that is `telemetry`).
@@ -116,8 +117,9 @@ impl Sensor {
 
 /// Reads every hwmon sensor under `root`. Unreadable parts are recorded in `gaps`.
 ///
-/// I2C chips from the board configuration are read separately by
-/// [`i2c::collect`], because they need the configuration and real buses.
+/// I2C chips from the board configuration are read separately
+/// ([`i2c::I2cSource::collect`], called by the inventory), because they need the
+/// configuration and real buses.
 pub fn collect(root: &SysRoot, gaps: &mut Gaps) -> Vec<Sensor> {
     hwmon::collect(root, gaps)
 }

@@ -23,10 +23,20 @@
 //! or [`SmbusI2c`] over SMBus commands for controllers (and `i2c-stub`) that cannot
 //! do combined transfers; the board configuration says which
 //! ([`Transfer`]), and [`linux::open`] is the one place that picks the backend.
+//!
+//! Where the configuration comes from: the JSON form of [`BoardConfig`] in
+//! [`BOARD_FILE`]. On a network-booted node the init writes that file from the
+//! kernel command line's `nodus.i2c=` entries (see `crate::boot::i2c`); on any
+//! other host an operator may write it by hand. The inventory reads it on every
+//! pass through an [`I2cSource`], so a bad file is a gap in the inventory, never
+//! a refusal to start.
 
-use std::fmt;
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Sensor, SensorKind};
 use crate::{
@@ -43,8 +53,13 @@ pub mod tmp102;
 
 pub use smbus::{FakeSmbus, Smbus, SmbusError, SmbusI2c};
 
+/// Where the agent looks for the board's I2C chips (JSON [`BoardConfig`]): under
+/// /run because the `nodus` init writes it anew on every boot from the kernel
+/// command line, next to the agent's socket.
+pub const BOARD_FILE: &str = "/run/nodus/i2c-board.json";
+
 /// The I2C part of a board profile, as written by people.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardConfig {
     /// The sensor chips on the board's I2C/SMBus buses that no kernel driver
@@ -54,7 +69,7 @@ pub struct BoardConfig {
 }
 
 /// One chip of a [`BoardConfig`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChipConfig {
     /// The bus number N of `/dev/i2c-N`.
@@ -68,10 +83,10 @@ pub struct ChipConfig {
     #[serde(default)]
     pub transfer: Transfer,
     /// The shunt resistor, Ω; required for INA219/INA226, refused for others.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shunt_ohms: Option<f64>,
     /// A human name for the reading (e.g. `inlet`, `12V rail`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
 }
 
@@ -100,8 +115,15 @@ impl Model {
         }
     }
 
+    /// The chip named `name` (`lm75`, `tmp102`, `ina219`, `ina226`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Lm75, Self::Tmp102, Self::Ina219, Self::Ina226]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
     /// The addresses the chip's pins can select (from each datasheet).
-    fn addresses(self) -> std::ops::RangeInclusive<u8> {
+    pub fn addresses(self) -> std::ops::RangeInclusive<u8> {
         match self {
             Self::Lm75 => 0x48..=0x4f,
             Self::Tmp102 => 0x48..=0x4b,
@@ -109,7 +131,8 @@ impl Model {
         }
     }
 
-    fn measures_power(self) -> bool {
+    /// Whether it is a current/power monitor (and so needs a shunt).
+    pub fn measures_power(self) -> bool {
         matches!(self, Self::Ina219 | Self::Ina226)
     }
 }
@@ -121,7 +144,7 @@ impl fmt::Display for Model {
 }
 
 /// How a bus is driven.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transfer {
     /// Combined I2C transfers (`I2C_RDWR`).
@@ -386,18 +409,48 @@ where
     I: embedded_hal::i2c::I2c,
     E: fmt::Display,
 {
+    collect_readings(
+        board,
+        |chip| {
+            open(chip)
+                .map_err(|e| ChipError::Open {
+                    bus: chip.bus,
+                    message: e.to_string(),
+                })
+                .and_then(|bus| read_chip(bus, chip))
+        },
+        gaps,
+    )
+}
+
+/// Reads one chip on this host's `/dev/i2c-<bus>`, in the chip's transfer mode.
+pub fn read_linux(chip: &Chip) -> Result<ChipReading, ChipError> {
+    match linux::open(chip.bus, chip.address, chip.transfer) {
+        Ok(linux::LinuxBus::I2c(mut bus)) => read_chip(&mut bus, chip),
+        Ok(linux::LinuxBus::Smbus(mut bus)) => read_chip(&mut *bus, chip),
+        // EBUSY from I2C_SLAVE.
+        Err(i2cdev::linux::LinuxI2CError::Errno(16)) => Err(ChipError::Open {
+            bus: chip.bus,
+            message: "a kernel driver owns this address; read it through hwmon".to_owned(),
+        }),
+        Err(e) => Err(ChipError::Open {
+            bus: chip.bus,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Reads every chip of `board` with `read`; failures become gaps.
+pub fn collect_readings(
+    board: &Board,
+    mut read: impl FnMut(&Chip) -> Result<ChipReading, ChipError>,
+    gaps: &mut Gaps,
+) -> I2cReadings {
     let mut out = I2cReadings::default();
     for chip in &board.chips {
-        let what = format!("{} {}", chip.model, chip.id());
-        let reading = open(chip)
-            .map_err(|e| ChipError::Open {
-                bus: chip.bus,
-                message: e.to_string(),
-            })
-            .and_then(|bus| read_chip(bus, chip));
-        match reading {
+        match read(chip) {
             Ok(r) => out.add(chip, r),
-            Err(e) => gaps.push(what, e),
+            Err(e) => gaps.push(format!("{} {}", chip.model, chip.id()), e),
         }
     }
     out
@@ -405,27 +458,108 @@ where
 
 /// Reads every chip of `board` on this host's `/dev/i2c-*`.
 pub fn collect(board: &Board, gaps: &mut Gaps) -> I2cReadings {
-    let mut out = I2cReadings::default();
-    for chip in &board.chips {
-        let reading = match linux::open(chip.bus, chip.address, chip.transfer) {
-            Ok(linux::LinuxBus::I2c(mut bus)) => read_chip(&mut bus, chip),
-            Ok(linux::LinuxBus::Smbus(mut bus)) => read_chip(&mut *bus, chip),
-            // EBUSY from I2C_SLAVE.
-            Err(i2cdev::linux::LinuxI2CError::Errno(16)) => Err(ChipError::Open {
-                bus: chip.bus,
-                message: "a kernel driver owns this address; read it through hwmon".to_owned(),
-            }),
-            Err(e) => Err(ChipError::Open {
-                bus: chip.bus,
-                message: e.to_string(),
-            }),
-        };
-        match reading {
-            Ok(r) => out.add(chip, r),
-            Err(e) => gaps.push(format!("{} {}", chip.model, chip.id()), e),
+    collect_readings(board, read_linux, gaps)
+}
+
+/// A board configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BoardFileError {
+    /// The file exists but could not be read.
+    #[error("Cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON of the [`BoardConfig`] shape (unknown keys included).
+    #[error("{path} is not a board configuration")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (it names the key and position).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field has a bad value.
+    #[error("{path} is invalid")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which field and why.
+        #[source]
+        source: ConfigError,
+    },
+}
+
+/// Reads and validates a board file; `Ok(None)` when there is none (a board
+/// without configured I2C chips).
+pub fn load_board_file(path: &Path) -> Result<Option<Board>, BoardFileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(BoardFileError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let cfg: BoardConfig = serde_json::from_str(&text).map_err(|source| BoardFileError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    Board::try_from(cfg)
+        .map(Some)
+        .map_err(|source| BoardFileError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Reads one configured chip; [`read_linux`] on a live host, a fake in tests.
+pub type ChipReader = Box<dyn Fn(&Chip) -> Result<ChipReading, ChipError> + Send + Sync>;
+
+/// What the inventory's sensor pass needs for I2C: where the board file is and
+/// how chips are read.
+pub struct I2cSource {
+    /// The board file (JSON [`BoardConfig`]); no file means no chips.
+    pub board_file: PathBuf,
+    /// How each chip is read.
+    pub reader: ChipReader,
+}
+
+impl I2cSource {
+    /// [`BOARD_FILE`] read over this host's `/dev/i2c-*`.
+    pub fn host() -> Self {
+        Self {
+            board_file: PathBuf::from(BOARD_FILE),
+            reader: Box::new(read_linux),
         }
     }
-    out
+
+    /// Loads the board file and reads its chips. A bad file is one gap (and no
+    /// readings); each chip that fails is a gap of its own.
+    pub fn collect(&self, gaps: &mut Gaps) -> I2cReadings {
+        match load_board_file(&self.board_file) {
+            Ok(Some(board)) => collect_readings(&board, &self.reader, gaps),
+            Ok(None) => I2cReadings::default(),
+            Err(e) => {
+                gaps.push("i2c board", crate::inventory::error_chain(&e));
+                I2cReadings::default()
+            }
+        }
+    }
+}
+
+impl fmt::Debug for I2cSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("I2cSource")
+            .field("board_file", &self.board_file)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
