@@ -6,8 +6,9 @@
 //! ([`verify`]), and halts with the reason on the console if anything is off —
 //! the agent is then never started; loads the kernel modules listed in the image,
 //! dependencies first; brings up the I2C chips of a simulated board when the
-//! command line has `nodus.i2c=` entries ([`i2c`]); brings up the network ([`crate::netup`], in this process so
-//! addresses and leases survive agent restarts); then starts and supervises
+//! command line has `nodus.i2c=` entries ([`i2c`]); brings up the network
+//! ([`crate::netup`], in this process so addresses and leases survive agent
+//! restarts); then starts and supervises
 //! `nodus agent run --mode managed` (with `NODUS_INIT=1`) and the on-node console
 //! ([`supervise`]), reaps orphans, and powers off cleanly on SIGTERM, SIGPWR or
 //! the power button (reboots on Ctrl-Alt-Del / SIGINT).
@@ -22,7 +23,6 @@
 pub mod cmdline;
 pub mod i2c;
 pub mod supervise;
-pub mod timeline;
 pub mod verify;
 
 #[cfg(target_os = "linux")]
@@ -53,8 +53,7 @@ mod linux {
     const STOP_GRACE: Duration = Duration::from_secs(20);
 
     fn say(msg: impl std::fmt::Display) {
-        // Stamped like the kernel's lines, so the serial log is a boot timeline.
-        println!("{}nodus-init: {msg}", super::timeline::stamp());
+        println!("nodus-init: {msg}");
     }
 
     /// Prints why, and halts. The agent is never started.
