@@ -467,8 +467,11 @@ pub struct StakeInfo {
     pub balance: u128,
     /// Bonded stake.
     pub bonded: u128,
-    /// Rewards not yet claimed.
+    /// Farming rewards of the last settled epoch, for this node.
     pub rewards: u128,
+    /// This node's uptime ratio, parts per million: the last settled epoch's,
+    /// else the open epoch's so far.
+    pub uptime_ppm: u32,
     /// Validator standing.
     pub validator: ValidatorStatus,
 }

@@ -121,7 +121,13 @@ pub fn text(m: &Model) -> String {
         "stake     {}",
         match &m.stake {
             StakeStatus::NotConnected => "chain not connected".to_owned(),
-            StakeStatus::Known(s) => format!("{} bonded", format::tokens(s.bonded)),
+            StakeStatus::Known(s) => format!(
+                "{} balance, {} bonded, {} rewards last epoch, uptime {}",
+                format::tokens(s.balance),
+                format::tokens(s.bonded),
+                format::tokens(s.rewards),
+                format::ppm(s.uptime_ppm)
+            ),
         }
     ));
     out

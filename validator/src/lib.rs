@@ -56,6 +56,7 @@
 //! ```
 
 pub mod cli;
+pub mod client;
 pub mod consensus;
 pub mod genesis;
 pub mod mempool;

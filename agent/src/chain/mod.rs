@@ -14,19 +14,20 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use nodus_identity::{PublicKey, SecretKey, Statement, statement::purpose};
+use nodus_identity::{SecretKey, Statement, statement::purpose};
 use nodus_validator::{
-    Tx, TxBody,
+    TxBody,
+    client::{self, Chain, ClientError},
     node::config::Endpoint,
-    rpc::{AccountInfo, Query, Request, Response},
+    rpc::{Query, Response},
     state::{
         Address,
-        farm::{Capacity, FarmApproval, NodeRegistration},
+        farm::{Capacity, FarmApproval},
+        reward::Farming,
         uptime::UptimeReport,
     },
 };
 use nodus_wire::{
-    Alpn, Client, Connection,
     console::{Level, Stake, StakeInfo, ValidatorStatus},
     quic::Backoff,
 };
@@ -39,10 +40,6 @@ use crate::daemon::hub::Hub;
 pub const DEFAULT_REPORT_EVERY_S: u64 = 600;
 /// Seconds between stake and contract reads.
 pub const DEFAULT_WATCH_EVERY_S: u64 = 15;
-/// Largest chain frame accepted (a block with its receipts).
-const MAX_FRAME_LEN: usize = 8 << 20;
-/// How long one request may take before the next endpoint is tried.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the chain client needs.
 #[derive(Debug, Clone)]
@@ -50,7 +47,7 @@ pub struct ChainConfig {
     /// Validators to talk to.
     pub endpoints: Vec<Endpoint>,
     /// The farmer (owner) whose stake the console shows.
-    pub owner: Option<PublicKey>,
+    pub owner: Option<nodus_identity::PublicKey>,
     /// The farmer's signed approval (`nodus chain tx approve-node --out F`),
     /// needed once to register.
     pub approval: Option<PathBuf>,
@@ -66,12 +63,9 @@ pub struct ChainConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainError {
-    /// No validator answered.
-    #[error("No validator reachable: {0}")]
-    Unreachable(String),
-    /// A validator refused or answered something unexpected.
-    #[error("Validator answered: {0}")]
-    Refused(String),
+    /// Talking to the validators failed.
+    #[error(transparent)]
+    Chain(#[from] ClientError),
     /// The approval file is unusable.
     #[error("Farm approval {path}: {why}")]
     Approval {
@@ -80,90 +74,14 @@ pub enum ChainError {
         /// What is wrong.
         why: String,
     },
-    /// Signing failed.
-    #[error("Cannot sign: {0}")]
-    Sign(String),
 }
 
-/// A connection to whichever validator answers.
-struct Link {
-    client: Client,
-    endpoints: Vec<Endpoint>,
-    conn: Option<Connection>,
-}
-
-impl Link {
-    async fn request(&mut self, req: &Request) -> Result<Response, ChainError> {
-        let mut errors = Vec::new();
-        if let Some(conn) = &self.conn {
-            match tokio::time::timeout(REQUEST_TIMEOUT, conn.request::<_, Response>(req)).await {
-                Ok(Ok(r)) => return Ok(r),
-                Ok(Err(e)) => errors.push(format!("{}: {e}", conn.remote_address())),
-                Err(_) => errors.push(format!("{}: timed out", conn.remote_address())),
-            }
-            self.conn = None;
-        }
-        for ep in &self.endpoints {
-            let conn = match tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                self.client.connect(ep.addr, ep.key, Alpn::Chain),
-            )
-            .await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    errors.push(format!("{}: {e}", ep.addr));
-                    continue;
-                }
-                Err(_) => {
-                    errors.push(format!("{}: timed out", ep.addr));
-                    continue;
-                }
-            };
-            match tokio::time::timeout(REQUEST_TIMEOUT, conn.request::<_, Response>(req)).await {
-                Ok(Ok(r)) => {
-                    self.conn = Some(conn);
-                    return Ok(r);
-                }
-                Ok(Err(e)) => errors.push(format!("{}: {e}", ep.addr)),
-                Err(_) => errors.push(format!("{}: timed out", ep.addr)),
-            }
-        }
-        Err(ChainError::Unreachable(errors.join("; ")))
-    }
-
-    async fn query(&mut self, q: Query) -> Result<Response, ChainError> {
-        match self.request(&Request::Query(q)).await? {
-            Response::Error(e) => Err(ChainError::Refused(e.to_string())),
-            r => Ok(r),
-        }
-    }
-
-    async fn chain_id(&mut self) -> Result<String, ChainError> {
-        match self.query(Query::Height).await? {
-            Response::Height(h) => Ok(h.chain_id),
-            other => Err(ChainError::Refused(format!("unexpected {other:?}"))),
-        }
-    }
-
-    async fn account(&mut self, a: Address) -> Result<AccountInfo, ChainError> {
-        match self.query(Query::Account(a)).await? {
-            Response::Account(i) => Ok(i),
-            other => Err(ChainError::Refused(format!("unexpected {other:?}"))),
-        }
-    }
-
-    async fn submit(&mut self, tx: nodus_validator::SignedTx) -> Result<(), ChainError> {
-        match self.request(&Request::Submit(vec![tx])).await? {
-            Response::Submitted(mut v) => match v.pop() {
-                Some(Ok(_)) => Ok(()),
-                Some(Err(e)) => Err(ChainError::Refused(e.to_string())),
-                None => Err(ChainError::Refused("empty answer".into())),
-            },
-            Response::Error(e) => Err(ChainError::Refused(e.to_string())),
-            other => Err(ChainError::Refused(format!("unexpected {other:?}"))),
-        }
-    }
+/// The uptime ratio the Stake screen shows, parts per million: the last settled
+/// epoch's (the one its rewards are for), else the open epoch's so far.
+pub fn uptime_ppm(farming: &Farming) -> u32 {
+    farming
+        .last
+        .map_or_else(|| farming.current_uptime_ppm(), |l| l.uptime_ppm())
 }
 
 /// Host uptime, seconds.
@@ -191,38 +109,28 @@ struct Reporter {
     key: SecretKey,
     me: Address,
     hub: Arc<Hub>,
-    link: Link,
+    chain: Chain,
     registered: bool,
     last_report: Option<tokio::time::Instant>,
+    /// Reports accepted since start (the first is announced, the rest are not).
+    reports: u64,
     contracts: Option<usize>,
 }
 
 impl Reporter {
-    fn sign(
-        &self,
-        chain_id: &str,
-        nonce: u64,
-        body: TxBody,
-    ) -> Result<nodus_validator::SignedTx, ChainError> {
-        Tx {
-            nonce,
-            fee: self.cfg.fee,
-            body,
-        }
-        .sign(chain_id, &self.key)
-        .map_err(|e| ChainError::Sign(e.to_string()))
-    }
-
     /// One round: register if needed and possible, report uptime when due, read
     /// stake and contracts.
     async fn round(&mut self) -> Result<(), ChainError> {
-        let chain_id = self.link.chain_id().await?;
+        let chain_id = self.chain.chain_id().await?;
         if !self.registered {
-            self.registered = matches!(
-                self.link.query(Query::Node(self.me)).await?,
-                Response::Node(Some(_))
-            );
-            if !self.registered {
+            if let Response::Node(Some(node)) = self.chain.query(Query::Node(self.me)).await? {
+                self.registered = true;
+                self.hub.event(
+                    Level::Ok,
+                    "chain",
+                    format!("node registered in farm {}", node.farm),
+                );
+            } else {
                 self.register(&chain_id).await?;
             }
         }
@@ -240,18 +148,21 @@ impl Reporter {
                 },
             )
             .sign(&self.key)
-            .map_err(|e| ChainError::Sign(e.to_string()))?;
-            let nonce = self.link.account(self.me).await?.next_nonce;
-            let tx = self.sign(
-                &chain_id,
-                nonce,
-                TxBody::ReportUptime {
-                    report: Box::new(report),
-                },
-            )?;
-            self.link.submit(tx).await?;
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+            let body = TxBody::ReportUptime {
+                report: Box::new(report),
+            };
+            self.chain
+                .sign_and_submit(&self.key, self.cfg.fee, body)
+                .await?;
             self.last_report = Some(tokio::time::Instant::now());
-            self.hub.event(Level::Info, "chain", "uptime reported");
+            self.reports = self.reports.saturating_add(1);
+            // Every report is a transaction; announcing each would bury the
+            // event log on a short schedule. Failures are always announced.
+            if self.reports == 1 {
+                self.hub.event(Level::Info, "chain", "uptime reported");
+            }
+            tracing::debug!(reports = self.reports, "uptime reported");
         }
         self.watch().await
     }
@@ -273,28 +184,10 @@ impl Reporter {
         if approval.statement.payload.node != self.me {
             return Err(bad("it approves another node".into()));
         }
-        let registration = Statement::new(
-            purpose::NODE_REGISTRATION,
-            chain_id,
-            self.key.public(),
-            None,
-            NodeRegistration {
-                farm: approval.statement.payload.farm,
-                capacity: offered(&self.hub),
-            },
-        )
-        .sign(&self.key)
-        .map_err(|e| ChainError::Sign(e.to_string()))?;
-        let nonce = self.link.account(self.me).await?.next_nonce;
-        let tx = self.sign(
-            chain_id,
-            nonce,
-            TxBody::RegisterNode {
-                registration: Box::new(registration),
-                approval: Box::new(approval),
-            },
-        )?;
-        self.link.submit(tx).await?;
+        let body = client::register_node(&self.key, chain_id, approval, offered(&self.hub))?;
+        self.chain
+            .sign_and_submit(&self.key, self.cfg.fee, body)
+            .await?;
         self.hub.event(
             Level::Info,
             "chain",
@@ -306,8 +199,8 @@ impl Reporter {
     async fn watch(&mut self) -> Result<(), ChainError> {
         if let Some(owner) = self.cfg.owner {
             let who = Address::from(owner);
-            let acct = self.link.account(who).await?;
-            let validator = match self.link.query(Query::Validators).await? {
+            let acct = self.chain.account(who).await?;
+            let validator = match self.chain.query(Query::Validators).await? {
                 Response::Validators(set) => {
                     let jailed = acct.stake.as_ref().is_some_and(|s| s.is_jailed());
                     if jailed {
@@ -322,16 +215,17 @@ impl Reporter {
                 }
                 _ => ValidatorStatus::None,
             };
+            let farming = self.chain.farming(self.me).await?;
             self.hub.set_stake(Stake::Known(StakeInfo {
                 balance: acct.balance,
                 bonded: acct.stake.as_ref().map_or(0, |s| s.bonded),
-                rewards: 0,
-                uptime_ppm: 0,
+                rewards: farming.and_then(|f| f.last).map_or(0, |l| l.reward),
+                uptime_ppm: farming.as_ref().map_or(0, uptime_ppm),
                 validator,
             }));
         }
         let n = match self
-            .link
+            .chain
             .query(Query::Contracts {
                 node: Some(self.me),
                 tenant: None,
@@ -362,21 +256,17 @@ pub fn spawn(
     hub: Arc<Hub>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, ChainError> {
-    let mut client = Client::new(&key).map_err(|e| ChainError::Unreachable(e.to_string()))?;
-    client.set_max_frame_len(MAX_FRAME_LEN);
+    let chain = Chain::new(&key, cfg.endpoints.clone())?;
     let me = Address::from(key.public());
     let mut c = Reporter {
-        link: Link {
-            client,
-            endpoints: cfg.endpoints.clone(),
-            conn: None,
-        },
+        chain,
         cfg,
         key,
         me,
         hub,
         registered: false,
         last_report: None,
+        reports: 0,
         contracts: None,
     };
     Ok(tokio::spawn(async move {
@@ -401,7 +291,7 @@ pub fn spawn(
                         "chain",
                         format!("{e}; retrying in {} s", wait.as_secs().max(1)),
                     );
-                    if matches!(e, ChainError::Unreachable(_)) {
+                    if matches!(e, ChainError::Chain(ClientError::Unreachable(_))) {
                         c.hub.set_stake(Stake::NotConnected);
                     }
                     wait
@@ -413,4 +303,30 @@ pub fn spawn(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use nodus_validator::state::reward::EpochResult;
+
+    use super::*;
+
+    #[test]
+    fn the_stake_screen_shows_the_settled_epochs_uptime_once_there_is_one() {
+        let mut f = Farming {
+            epoch_secs: 100,
+            current_epoch: 0,
+            current_uptime_secs: 30,
+            current_possible_secs: 40,
+            last: None,
+        };
+        assert_eq!(uptime_ppm(&f), 750_000);
+        f.last = Some(EpochResult {
+            epoch: 0,
+            possible_secs: 100,
+            uptime_secs: 99,
+            reward: 5,
+        });
+        assert_eq!(uptime_ppm(&f), 990_000);
+    }
 }

@@ -188,6 +188,7 @@ fn stake(s: wire::Stake) -> StakeStatus {
             balance: k.balance,
             bonded: k.bonded,
             rewards: k.rewards,
+            uptime_ppm: k.uptime_ppm,
             validator: match k.validator {
                 wire::ValidatorStatus::None => ValidatorStatus::None,
                 wire::ValidatorStatus::Active => ValidatorStatus::Active,

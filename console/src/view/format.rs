@@ -73,6 +73,11 @@ pub(crate) fn tokens(micro: u128) -> String {
     format!("{}.{:06} NDS", micro / 1_000_000, micro % 1_000_000)
 }
 
+/// Parts per million as a percentage with one decimal: `99.5 %`.
+pub(crate) fn ppm(ppm: u32) -> String {
+    format!("{}.{} %", ppm / 10_000, ppm / 1_000 % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +91,9 @@ mod tests {
         assert_eq!(clock(86_400 + 3_661), "01:01:01");
         assert_eq!(short_id("node1qqqqqqqqqqqqqqqqwxyz"), "node1qqqq…wxyz");
         assert_eq!(tokens(1_234_500_000), "1234.500000 NDS");
+        assert_eq!(ppm(995_400), "99.5 %");
+        assert_eq!(ppm(1_000_000), "100.0 %");
+        assert_eq!(ppm(7_999), "0.7 %");
         assert_eq!(opt(Some(41.5), "°C"), "41.50 °C");
         assert_eq!(opt(None, "V"), "–");
     }

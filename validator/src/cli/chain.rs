@@ -6,18 +6,16 @@
 //! throwaway key: reading needs no identity.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nodus_identity::statement::purpose;
-use nodus_identity::{AccountId, Keystore, NodeId, Passphrase, SecretKey, Signed, Statement};
-use nodus_wire::{Alpn, Client, Connection};
+use nodus_identity::{AccountId, Keystore, NodeId, Passphrase, SecretKey, Signed};
 use serde_json::{Value, json};
 
 use super::{Error, TESTNET_PASSPHRASE, passphrase};
-use crate::node::MAX_FRAME_LEN;
+use crate::client::{self, Chain, ClientError};
 use crate::node::config::Endpoint;
-use crate::rpc::{Query, Request, Response, TxLocation};
-use crate::state::farm::{Capacity, FarmApproval, NodeRegistration, PowerTarget};
+use crate::rpc::{Query, Response};
+use crate::state::farm::{Capacity, FarmApproval, PowerTarget};
 use crate::state::tx::TxStatus;
 use crate::state::{Address, Amount, Hash};
 use crate::{Tx, TxBody};
@@ -238,6 +236,12 @@ pub enum QueryCmd {
         /// Its id (64 hex digits).
         id: String,
     },
+    /// A node's uptime ratio and rewards: this epoch so far and the last
+    /// settled one.
+    Farming {
+        /// The node (`node1…` or `acct1…`).
+        id: String,
+    },
 }
 
 fn parse_address(s: &str) -> Result<Address, Error> {
@@ -322,78 +326,27 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     readable(serde_json::to_value(v).unwrap_or(Value::Null), "")
 }
 
-/// A connection to the first endpoint that answers.
-struct Chain {
-    client: Client,
-    endpoints: Vec<Endpoint>,
-    conn: Option<Connection>,
+/// The shared client on the parsed `--endpoint`s.
+fn connect(key: &SecretKey, endpoints: &[String]) -> Result<Chain, Error> {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| {
+            e.parse::<Endpoint>()
+                .map_err(|e| Error::Usage(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Chain::new(key, endpoints)?)
 }
 
-impl Chain {
-    fn new(key: &SecretKey, endpoints: &[String]) -> Result<Self, Error> {
-        if endpoints.is_empty() {
-            return Err(Error::Usage(
-                "give at least one --endpoint ID@HOST:PORT".into(),
-            ));
-        }
-        let endpoints = endpoints
-            .iter()
-            .map(|e| {
-                e.parse::<Endpoint>()
-                    .map_err(|e| Error::Usage(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut client = Client::new(key).map_err(|e| Error::Unreachable(e.to_string()))?;
-        client.set_max_frame_len(MAX_FRAME_LEN);
-        Ok(Self {
-            client,
-            endpoints,
-            conn: None,
-        })
-    }
-
-    /// Sends a request, trying each endpoint in turn until one answers.
-    async fn request(&mut self, req: &Request) -> Result<Response, Error> {
-        let mut errors = Vec::new();
-        if let Some(conn) = &self.conn {
-            match conn.request::<_, Response>(req).await {
-                Ok(r) => return Ok(r),
-                Err(e) => errors.push(format!("{}: {e}", conn.remote_address())),
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::NoEndpoint => {
+                Error::Usage("give at least one --endpoint ID@HOST:PORT".into())
             }
-            self.conn = None;
-        }
-        for ep in &self.endpoints {
-            let conn = match tokio::time::timeout(
-                Duration::from_secs(5),
-                self.client.connect(ep.addr, ep.key, Alpn::Chain),
-            )
-            .await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    errors.push(format!("{ep}: {e}"));
-                    continue;
-                }
-                Err(_) => {
-                    errors.push(format!("{ep}: timed out"));
-                    continue;
-                }
-            };
-            match conn.request::<_, Response>(req).await {
-                Ok(r) => {
-                    self.conn = Some(conn);
-                    return Ok(r);
-                }
-                Err(e) => errors.push(format!("{ep}: {e}")),
-            }
-        }
-        Err(Error::Unreachable(errors.join("; ")))
-    }
-
-    async fn query(&mut self, q: Query) -> Result<Response, Error> {
-        match self.request(&Request::Query(q)).await? {
-            Response::Error(e) => Err(Error::Refused(e.to_string())),
-            r => Ok(r),
+            ClientError::Unreachable(s) => Error::Unreachable(s),
+            ClientError::Refused(s) => Error::Refused(s),
+            other => Error::Usage(other.to_string()),
         }
     }
 }
@@ -426,23 +379,9 @@ impl Args {
             let key = key.ok_or_else(|| Error::Usage("approve-node needs --keystore".into()))?;
             let chain_id = match self.endpoints.is_empty() {
                 true => return Err(Error::Usage("give --endpoint to learn the chain id".into())),
-                false => {
-                    let mut chain = Chain::new(&client_key, &self.endpoints)?;
-                    chain_id(&mut chain).await?
-                }
+                false => connect(&client_key, &self.endpoints)?.chain_id().await?,
             };
-            let approval = Statement::new(
-                purpose::FARM_APPROVAL,
-                &chain_id,
-                key.public(),
-                None,
-                FarmApproval {
-                    farm: *farm,
-                    node: parse_address(node)?,
-                },
-            )
-            .sign(&key)
-            .map_err(|e| Error::Usage(e.to_string()))?;
+            let approval = client::approve_node(&key, &chain_id, *farm, parse_address(node)?)?;
             let text =
                 serde_json::to_string_pretty(&approval).map_err(|e| Error::Usage(e.to_string()))?;
             match out {
@@ -451,7 +390,7 @@ impl Args {
             }
             return Ok(());
         }
-        let mut chain = Chain::new(&client_key, &self.endpoints)?;
+        let mut chain = connect(&client_key, &self.endpoints)?;
         match self.cmd {
             Command::Query { what } => query(&mut chain, what, key.as_ref(), json).await,
             Command::Tx(args) => {
@@ -463,13 +402,6 @@ impl Args {
     }
 }
 
-async fn chain_id(chain: &mut Chain) -> Result<String, Error> {
-    match chain.query(Query::Height).await? {
-        Response::Height(h) => Ok(h.chain_id),
-        other => Err(Error::Refused(format!("unexpected answer {other:?}"))),
-    }
-}
-
 async fn submit(
     chain: &mut Chain,
     key: &SecretKey,
@@ -477,7 +409,7 @@ async fn submit(
     passphrase_file: Option<&Path>,
     json: bool,
 ) -> Result<(), Error> {
-    let chain_id = chain_id(chain).await?;
+    let chain_id = chain.chain_id().await?;
     let me = Address::from(key.public());
     let body = match args.kind {
         TxKind::Transfer { to, amount } => TxBody::Transfer {
@@ -498,22 +430,13 @@ async fn submit(
             let text = std::fs::read_to_string(&approval).map_err(super::io(&approval))?;
             let approval: Signed<FarmApproval> = serde_json::from_str(&text)
                 .map_err(|e| Error::Usage(format!("{}: {e}", approval.display())))?;
-            let registration = Statement::new(
-                purpose::NODE_REGISTRATION,
-                &chain_id,
-                node_key.public(),
-                None,
-                NodeRegistration {
-                    farm,
-                    capacity: capacity.into(),
-                },
-            )
-            .sign(&node_key)
-            .map_err(|e| Error::Usage(e.to_string()))?;
-            TxBody::RegisterNode {
-                registration: Box::new(registration),
-                approval: Box::new(approval),
+            if approval.statement.payload.farm != farm {
+                return Err(Error::Usage(format!(
+                    "the approval is for farm {}, not {farm}",
+                    approval.statement.payload.farm
+                )));
             }
+            client::register_node(&node_key, &chain_id, approval, capacity.into())?
         }
         TxKind::CreateContract {
             node,
@@ -535,10 +458,7 @@ async fn submit(
     };
     let nonce = match args.nonce {
         Some(n) => n,
-        None => match chain.query(Query::Account(me)).await? {
-            Response::Account(a) => a.next_nonce,
-            other => return Err(Error::Refused(format!("unexpected answer {other:?}"))),
-        },
+        None => chain.account(me).await?.next_nonce,
     };
     let tx = Tx {
         nonce,
@@ -547,15 +467,7 @@ async fn submit(
     }
     .sign(&chain_id, key)
     .map_err(|e| Error::Usage(e.to_string()))?;
-    let id = match chain.request(&Request::Submit(vec![tx])).await? {
-        Response::Submitted(mut r) => match r.pop() {
-            Some(Ok(id)) => id,
-            Some(Err(e)) => return Err(Error::Refused(format!("Transaction refused: {e}"))),
-            None => return Err(Error::Refused("empty answer".into())),
-        },
-        Response::Error(e) => return Err(Error::Refused(e.to_string())),
-        other => return Err(Error::Refused(format!("unexpected answer {other:?}"))),
-    };
+    let id = chain.submit(tx).await?;
     if args.no_wait {
         report(
             json,
@@ -564,34 +476,32 @@ async fn submit(
         );
         return Ok(());
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    loop {
-        if let Response::Tx(TxLocation::Included { height, status }) =
-            chain.query(Query::Tx(id)).await?
-        {
-            let (word, detail) = match &status {
-                TxStatus::Applied => ("applied", String::new()),
-                TxStatus::Failed(e) => ("failed", e.to_string()),
-                TxStatus::Rejected(e) => ("rejected", e.to_string()),
-            };
-            report(
-                json,
-                json!({"id": hex(&id), "height": height, "status": word, "error": detail}),
-                &format!("{word} in block {height}: {} {detail}", hex(&id)),
-            );
-            return match status {
-                TxStatus::Applied => Ok(()),
-                _ => Err(Error::Refused(format!("Transaction {word}: {detail}"))),
-            };
-        }
-        if Instant::now() >= deadline {
+    let (height, status) = match chain
+        .wait_included(id, Duration::from_secs(args.timeout))
+        .await
+    {
+        Err(ClientError::NotIncluded(_)) => {
             return Err(Error::Unreachable(format!(
                 "transaction {} not in a block after {} s",
                 hex(&id),
                 args.timeout
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        other => other?,
+    };
+    let (word, detail) = match &status {
+        TxStatus::Applied => ("applied", String::new()),
+        TxStatus::Failed(e) => ("failed", e.to_string()),
+        TxStatus::Rejected(e) => ("rejected", e.to_string()),
+    };
+    report(
+        json,
+        json!({"id": hex(&id), "height": height, "status": word, "error": detail}),
+        &format!("{word} in block {height}: {} {detail}", hex(&id)),
+    );
+    match status {
+        TxStatus::Applied => Ok(()),
+        _ => Err(Error::Refused(format!("Transaction {word}: {detail}"))),
     }
 }
 
@@ -624,6 +534,7 @@ async fn query(
         },
         QueryCmd::Height => Query::Height,
         QueryCmd::Block { height } => Query::Block(height),
+        QueryCmd::Farming { id } => Query::Farming(parse_address(&id)?),
         QueryCmd::Tx { id } => Query::Tx(
             parse_hash(&id)
                 .ok_or_else(|| Error::Usage(format!("{id:?} is not a transaction id")))?,
@@ -671,6 +582,21 @@ async fn query(
         }
         Response::Block(None) => Value::Null,
         Response::Tx(loc) => to_json(&loc),
+        Response::Farming(None) => Value::Null,
+        Response::Farming(Some(f)) => json!({
+            "epoch_secs": f.epoch_secs,
+            "current_epoch": f.current_epoch,
+            "current_uptime_secs": f.current_uptime_secs,
+            "current_possible_secs": f.current_possible_secs,
+            "current_uptime_ppm": f.current_uptime_ppm(),
+            "last": f.last.map(|l| json!({
+                "epoch": l.epoch,
+                "uptime_secs": l.uptime_secs,
+                "possible_secs": l.possible_secs,
+                "uptime_ppm": l.uptime_ppm(),
+                "reward": l.reward.to_string(),
+            })),
+        }),
         Response::Node(n) => to_json(&n),
         Response::Farm(f) => to_json(&f),
         Response::Contracts(c) => Value::Array(

@@ -204,6 +204,7 @@ impl<S: Store> Core<S> {
                 let receipts = self.receipts_of(h).cloned().unwrap_or_default();
                 Response::Block(block.map(|b| (Box::new(b), receipts)))
             }
+            Query::Farming(n) => Response::Farming(s.farming(&n)),
             Query::Tx(id) => Response::Tx(match self.tx_index.get(&id) {
                 Some((height, i)) => match self.receipts_of(*height).and_then(|r| r.get(*i)) {
                     Some(status) => TxLocation::Included {

@@ -23,6 +23,7 @@ pub use crate::consensus::{Block, CommittedBlock};
 use crate::mempool::MempoolError;
 use crate::state::contract::{Contract, ContractId};
 use crate::state::farm::{Farm, FarmId, Node};
+use crate::state::reward::Farming;
 use crate::state::stake::{Stake, ValidatorSet};
 use crate::state::tx::{SignedTx, TxStatus};
 use crate::state::{Address, Amount, Hash};
@@ -62,6 +63,9 @@ pub enum Query {
     Block(u64),
     /// Where a submitted transaction is.
     Tx(Hash),
+    /// A node's uptime and rewards: the open epoch so far and the last settled
+    /// one.
+    Farming(Address),
 }
 
 /// Account view.
@@ -134,6 +138,8 @@ pub enum Response {
     Tx(TxLocation),
     /// The request was refused.
     Error(RpcError),
+    /// [`Query::Farming`]: `None` when the node is not registered.
+    Farming(Option<Farming>),
 }
 
 /// Why a request was refused.

@@ -298,6 +298,8 @@ pub struct State {
     uptime_credit: BTreeMap<(u64, Address), u64>,
     /// Epochs before this one have been settled.
     settled_epochs: u64,
+    /// node → its result in the last settled epoch it took part in.
+    farming: BTreeMap<Address, reward::EpochResult>,
     /// (validator, height) pairs already punished for double signing.
     punished: BTreeSet<(Address, u64)>,
     supply: Supply,
@@ -340,6 +342,7 @@ impl State {
             next_contract_id: 1,
             uptime_credit: BTreeMap::new(),
             settled_epochs: 0,
+            farming: BTreeMap::new(),
             punished: BTreeSet::new(),
             supply: Supply {
                 genesis: genesis.supply(),

@@ -1,0 +1,171 @@
+//! `nodus devnet` end to end: the local chain, the agent registered on it and
+//! the console's Stake screen with the chain's numbers.
+//!
+//! In tmux (120×40, its own server socket) the devnet runs on a fixture machine
+//! (`--root`, the procfs trees of shared/fixtures/sysfs); the test presses 5 and
+//! polls the Stake screen until the farmer's balance and bond are there, the
+//! node is registered, and an epoch has been settled with uptime and a reward;
+//! `q` then stops the console, the agent and the chain (the no-terminal path is
+//! tests/console_agent_heavy.rs's). Heavy tier: needs tmux (scripts/test.sh installs it); the tmux test is
+//! skipped with a message when it is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
+/// Bounds a hang only: rewards come after the first 20 s epoch and its 5 s
+/// late-report window, a few seconds more on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+/// A fixture machine for `--root`, in `dir/root`.
+fn fixture_root(dir: &Path) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("shared/fixtures/sysfs");
+    let fixtures = if fixtures.is_dir() {
+        fixtures
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sysfs")
+    };
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
+        let ok = Command::new("tar")
+            .arg("xzf")
+            .arg(fixtures.join(a))
+            .arg("-C")
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot unpack {a}");
+    }
+    root
+}
+
+/// `12.345678 NDS` after `label` on some line of `text`, in micro-NDS.
+fn tokens_after(text: &str, label: &str) -> Option<u128> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(label))?;
+    let rest = line.trim_start().strip_prefix(label)?.trim_start();
+    let number = rest.split_whitespace().next()?;
+    let (whole, micro) = number.split_once('.')?;
+    if micro.len() != 6 {
+        return None;
+    }
+    Some(whole.parse::<u128>().ok()? * 1_000_000 + micro.parse::<u128>().ok()?)
+}
+
+/// `99.5 %` after `label`, in tenths of a percent.
+fn percent_after(text: &str, label: &str) -> Option<u32> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(label))?;
+    let rest = line.trim_start().strip_prefix(label)?.trim_start();
+    let (number, _) = rest.split_once(" %")?;
+    let (whole, tenth) = number.split_once('.')?;
+    Some(whole.parse::<u32>().ok()? * 10 + tenth.parse::<u32>().ok()?)
+}
+
+fn tmux(socket: &str, args: &[&str]) -> Output {
+    Command::new("tmux")
+        .arg("-L")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Kills the test's tmux server however the test ends.
+struct Server(String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = tmux(&self.0, &["kill-server"]);
+    }
+}
+
+#[test]
+fn heavy_devnet_stake_screen_shows_the_chains_numbers() {
+    let have_tmux = Command::new("sh")
+        .args(["-c", "command -v tmux"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_tmux {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = fixture_root(dir.path());
+    let state = dir.path().join("devnet");
+    let server = Server(format!("nodus-devnet-{}", std::process::id()));
+    let cmd = format!(
+        "env -u NODUS_PASSPHRASE TERM=xterm-256color {NODUS} devnet --state-dir {} --root {}; sleep 60",
+        state.display(),
+        root.display()
+    );
+    let mut args: Vec<&str> = "new-session -d -s d -x 120 -y 40".split(' ').collect();
+    args.push(&cmd);
+    let out = tmux(&server.0, &args);
+    assert!(out.status.success(), "tmux: {out:?}");
+    let pane = || {
+        let out = tmux(&server.0, &["capture-pane", "-p", "-t", "d"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let start = Instant::now();
+    // The console is up once the tab line is drawn; then the Stake screen.
+    let mut text = pane();
+    while !text.contains("5 Stake") {
+        assert!(start.elapsed() < PATIENCE, "no console; pane:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+        text = pane();
+    }
+    assert!(
+        tmux(&server.0, &["send-keys", "-t", "d", "5"])
+            .status
+            .success()
+    );
+    let settled = |t: &str| {
+        t.contains("Stake ─")
+            && tokens_after(t, "Balance").is_some_and(|b| b > 0)
+            && tokens_after(t, "Bonded").is_some_and(|b| b > 0)
+            && tokens_after(t, "Rewards").is_some_and(|r| r > 0)
+            && percent_after(t, "Uptime").is_some_and(|u| u > 0)
+            && t.contains("node registered in farm 1")
+    };
+    while !settled(&text) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the Stake screen never showed a settled epoch; pane:\n{text}\nagent log:\n{}",
+            std::fs::read_to_string(state.join("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        text = pane();
+    }
+    assert!(!text.contains("not connected"), "{text}");
+    assert!(text.contains("active"), "the farmer validates: {text}");
+    // Rewards are minted by the chain, so the farmer's balance is the genesis
+    // balance less fees plus rewards: it grew past what fees could explain.
+    let balance = tokens_after(&text, "Balance").unwrap();
+    let rewards = tokens_after(&text, "Rewards").unwrap();
+    assert!(balance >= rewards, "{text}");
+
+    // q quits the console, and the devnet stops its agent and chain.
+    assert!(
+        tmux(&server.0, &["send-keys", "-t", "d", "q"])
+            .status
+            .success()
+    );
+    let sock = state.join("agent.sock");
+    while std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+        assert!(start.elapsed() < PATIENCE, "agent still serving after q");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn stake_numbers_parse_as_the_screen_prints_them() {
+    let screen = " Balance     999999.998500 NDS\n Rewards     7.500000 NDS last epoch\n Bonded      7.5 NDS\n Uptime      99.5 %\n";
+    assert_eq!(tokens_after(screen, "Balance"), Some(999_999_998_500));
+    assert_eq!(tokens_after(screen, "Rewards"), Some(7_500_000));
+    assert_eq!(percent_after(screen, "Uptime"), Some(995));
+    assert_eq!(tokens_after(screen, "Bonded"), None);
+}
