@@ -148,6 +148,39 @@ fn heavy_devnet_stake_screen_shows_the_chains_numbers() {
     let rewards = tokens_after(&text, "Rewards").unwrap();
     assert!(balance >= rewards, "{text}");
 
+    // The chain says the same through `nodus chain query farming`: the node id
+    // from the header, the endpoint from the agent's config.
+    let node = text
+        .split_whitespace()
+        .find(|w| w.starts_with("node1"))
+        .expect("node id in the header");
+    let config = std::fs::read_to_string(state.join("agent.toml")).unwrap();
+    let endpoint = config
+        .split('"')
+        .find(|s| s.starts_with("acct1"))
+        .expect("chain endpoint in agent.toml");
+    let out = Command::new(NODUS)
+        .args([
+            "--json",
+            "chain",
+            "query",
+            "farming",
+            node,
+            "--endpoint",
+            endpoint,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let farming: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reward: u128 = farming["last"]["reward"].as_str().unwrap().parse().unwrap();
+    assert!(reward > 0, "{farming}");
+    assert!(
+        farming["last"]["uptime_ppm"].as_u64().unwrap() > 0,
+        "{farming}"
+    );
+    assert_eq!(farming["epoch_secs"], 20, "{farming}");
+
     // q quits the console, and the devnet stops its agent and chain.
     assert!(
         tmux(&server.0, &["send-keys", "-t", "d", "q"])

@@ -162,3 +162,34 @@ pub enum Gossip {
     /// Transactions this validator admitted; peers check them again.
     Txs(Vec<SignedTx>),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::reward::EpochResult;
+
+    #[test]
+    fn farming_is_appended_and_round_trips() {
+        // Postcard encodes a variant as its index: new variants go at the end.
+        let q = postcard::to_allocvec(&Query::Farming(Address([7; 32]))).unwrap();
+        assert_eq!(q[0], 8);
+        let farming = Farming {
+            epoch_secs: 20,
+            current_epoch: 3,
+            current_uptime_secs: 9,
+            current_possible_secs: 10,
+            last: Some(EpochResult {
+                epoch: 2,
+                possible_secs: 20,
+                uptime_secs: 20,
+                reward: u128::MAX,
+            }),
+        };
+        let bytes = postcard::to_allocvec(&Response::Farming(Some(farming))).unwrap();
+        assert_eq!(bytes[0], 10);
+        match postcard::from_bytes::<Response>(&bytes).unwrap() {
+            Response::Farming(Some(f)) => assert_eq!(f, farming),
+            other => panic!("{other:?}"),
+        }
+    }
+}
