@@ -428,6 +428,9 @@ fn heavy_devnet_without_a_tty_prints_the_snapshot() {
         "health ",
         "power ",
         "role      owner",
+        // The devnet's one-validator chain: the farmer's bond from its genesis.
+        "100000.000000 NDS bonded",
+        "chain     ",
     ] {
         assert!(text.contains(s), "lacks {s:?}:\n{text}");
     }
@@ -453,10 +456,12 @@ fn heavy_on_node_console_over_the_socket_cannot_quit() {
         sock.display()
     );
     let tmux = Tmux::start("onnode", &cmd);
-    let pane = tmux.wait_for("the overview over the socket", |p| {
-        p.contains("connected") && p.contains("Uptime")
+    let pane = tmux.wait_for("the whole overview over the socket", |p| {
+        p.contains("connected")
+            && p.contains("Uptime")
+            && p.contains(&agent.node)
+            && p.contains("? help")
     });
-    assert!(pane.contains(&agent.node), "{pane}");
     assert!(!pane.contains("q quit"), "{pane}");
     tmux.keys(&["q"]);
     tmux.wait_for("the refusal to quit", |p| p.contains("cannot quit"));

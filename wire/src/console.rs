@@ -213,7 +213,8 @@ pub struct StakeInfo {
     pub bonded: u128,
     /// Rewards of the last epoch.
     pub rewards: u128,
-    /// Uptime ratio reported this epoch, parts per million.
+    /// The node's uptime ratio, parts per million: of the last settled epoch,
+    /// or of the current epoch so far before any epoch has settled.
     pub uptime_ppm: u32,
     /// Validator standing.
     pub validator: ValidatorStatus,
