@@ -12,6 +12,7 @@
 //! - [`statement`]: domain-separated signed statements, so a signature made for one
 //!   purpose never verifies for another.
 //! - [`grant`]: owner-signed role grants and their revocation list.
+//! - [`boot_manifest`]: the signed content manifest of a node's boot image.
 //! - [`totp`]: RFC 6238 one-time codes, the second factor that elevates an operator
 //!   session.
 //!
@@ -25,6 +26,7 @@
 //! assert_eq!(id.to_string().parse::<NodeId>().unwrap(), id);
 //! ```
 
+pub mod boot_manifest;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod grant;

@@ -84,7 +84,55 @@ async fn floor_once(
     t
 }
 
-async fn ready_once(profile: &Profile, image: &Image) -> Option<Duration> {
+/// Prints the guest's boot timeline (the init's and the agent's stamped lines)
+/// with the host's view: the guest clock starts when the kernel does, so
+/// QEMU start → kernel start is the host ready time minus the guest stamp of the
+/// agent's `serving` mark (the snapshot arrives a few ms after it).
+fn print_timeline(serial: &std::path::Path, ready: Duration) {
+    let log = std::fs::read_to_string(serial).unwrap_or_default();
+    let stamped: Vec<(f64, String)> = log
+        .lines()
+        .filter(|l| l.contains("nodus-"))
+        .filter_map(|l| {
+            // `[  12.345] nodus-…`, perhaps after the console's escape sequences.
+            let at = l.find("] nodus-")?;
+            let open = l[..at].rfind('[')?;
+            Some((
+                l[open + 1..at].trim().parse().ok()?,
+                l[at + 2..].trim().to_owned(),
+            ))
+        })
+        .collect();
+    let serving = stamped
+        .iter()
+        .find(|(_, l)| l.starts_with("nodus-agent: serving"))
+        .map(|(t, _)| *t);
+    let offset = serving.map(|s| ready.as_secs_f64() - s);
+    match offset {
+        Some(o) => eprintln!("  timeline (host s since QEMU start; kernel started at ~{o:.2} s):"),
+        None => eprintln!("  timeline (guest s since kernel start):"),
+    }
+    let mut prev = 0.0;
+    for (t, l) in &stamped {
+        let mut l = l.clone();
+        if l.len() > 100 {
+            l.truncate(l.char_indices().nth(100).map_or(l.len(), |(i, _)| i));
+            l.push('…');
+        }
+        eprintln!(
+            "  {:>8.2} (+{:>5.2}) {l}",
+            t + offset.unwrap_or(0.0),
+            t - prev
+        );
+        prev = *t;
+    }
+    eprintln!(
+        "  {:>8.2}          snapshot received over QUIC",
+        ready.as_secs_f64()
+    );
+}
+
+async fn ready_once(profile: &Profile, image: &Image, timeline: bool) -> Option<Duration> {
     let owner = SecretKey::generate().unwrap();
     let opts = Options {
         accel: Accel::Tcg,
@@ -95,7 +143,13 @@ async fn ready_once(profile: &Profile, image: &Image) -> Option<Duration> {
         boot_and_connect(profile, image, &owner, &opts, Serial::File, &mut |_| {}).await;
     let vm = vm?;
     match agent {
-        Some((_, view)) => Some(view.ready_at.duration_since(vm.started())),
+        Some((_, view)) => {
+            let ready = view.ready_at.duration_since(vm.started());
+            if timeline {
+                print_timeline(&vm.serial_log(), ready);
+            }
+            Some(ready)
+        }
         None => {
             for c in checks.iter().filter(|c| !c.ok) {
                 eprintln!("  {}: {}", c.name, c.detail);
@@ -140,9 +194,21 @@ async fn main() {
     for p in &profiles {
         let mut floors = Vec::new();
         let mut readies = Vec::new();
-        for _ in 0..runs {
+        for run in 0..runs {
             floors.push(floor_once(p, &kernel.kernel, &floor_img).await);
-            if let Some(r) = ready_once(p, &image).await {
+            eprintln!(
+                "{} run {}: floor {:.2} s",
+                p.name(),
+                run + 1,
+                floors[run].as_secs_f64()
+            );
+            if let Some(r) = ready_once(p, &image, run == 0).await {
+                eprintln!(
+                    "{} run {}: ready {:.2} s",
+                    p.name(),
+                    run + 1,
+                    r.as_secs_f64()
+                );
                 readies.push(r);
             }
         }

@@ -21,7 +21,14 @@ pub async fn probe_kvm() -> Accel {
     if !std::path::Path::new("/dev/kvm").exists() {
         return Accel::Tcg;
     }
-    match tokio::time::timeout(PROBE_TIMEOUT, probe_inner()).await {
+    probe_with(&qemu_program(), PROBE_TIMEOUT).await
+}
+
+/// Probes KVM with `program` as QEMU, giving up after `timeout`: `Kvm` only if
+/// it answers `query-kvm` with KVM enabled in time. The probe's process group is
+/// killed whatever happens.
+pub async fn probe_with(program: &str, timeout: Duration) -> Accel {
+    match tokio::time::timeout(timeout, probe_inner(program)).await {
         Ok(Some(true)) => Accel::Kvm,
         _ => {
             tracing::info!("KVM probe failed or timed out; using TCG");
@@ -30,11 +37,10 @@ pub async fn probe_kvm() -> Accel {
     }
 }
 
-async fn probe_inner() -> Option<bool> {
+async fn probe_inner(program: &str) -> Option<bool> {
     let dir = tempfile::tempdir().ok()?;
     let sock = dir.path().join("qmp.sock");
-    let program = qemu_program();
-    let mut cmd = Command::new(&program);
+    let mut cmd = Command::new(program);
     cmd.args([
         "-machine",
         "none",
@@ -51,7 +57,7 @@ async fn probe_inner() -> Option<bool> {
     .stderr(std::process::Stdio::null());
     // The guard kills the probe's group when this future ends or is dropped by
     // the timeout.
-    let (mut child, _group) = spawn_in_group(&mut cmd, &program).ok()?;
+    let (mut child, _group) = spawn_in_group(&mut cmd, program).ok()?;
     let qmp = loop {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
@@ -85,4 +91,77 @@ pub enum AccelChoice {
     Kvm,
     /// KVM if a probe answers within 3 s, else TCG.
     Auto,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A stand-in for a QEMU whose KVM hangs: it writes its pid, then never opens
+    /// its QMP socket (like `-accel kvm` stuck in the kernel).
+    fn hanging_qemu(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let pid_file = dir.join("pid");
+        let script = dir.join("qemu-hangs");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho $$ > {}\nexec sleep 600\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script, pid_file)
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A killed child that nobody reaped yet is a zombie: gone for our purpose.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_hanging_kvm_probe_falls_back_to_tcg_and_leaves_nothing_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, pid_file) = hanging_qemu(dir.path());
+        let accel = probe_with(script.to_str().unwrap(), Duration::from_secs(2)).await;
+        assert_eq!(accel, Accel::Tcg);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The group was SIGKILLed when the probe gave up; give the kernel a moment.
+        let mut gone = false;
+        for _ in 0..100 {
+            if !alive(pid) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the hanging probe (pid {pid}) outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_qemu_that_exits_at_once_means_tcg() {
+        assert_eq!(
+            probe_with("false", Duration::from_secs(5)).await,
+            Accel::Tcg
+        );
+        assert_eq!(
+            probe_with("/nonexistent/qemu", Duration::from_secs(5)).await,
+            Accel::Tcg
+        );
+    }
 }

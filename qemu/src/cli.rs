@@ -121,14 +121,17 @@ impl Command {
             .enable_all()
             .build()?;
         rt.block_on(async move {
-            // Ctrl-C drops the command's future, and with it every VM (whose
+            use tokio::signal::unix::{SignalKind, signal};
+            // Ctrl-C, SIGTERM (`timeout`, a CI runner) and SIGHUP (a closed
+            // terminal) drop the command's future, and with it every VM (whose
             // drop kills its process group).
+            let mut term = signal(SignalKind::terminate())?;
+            let mut hup = signal(SignalKind::hangup())?;
             tokio::select! {
                 r = self.run_async(json) => r,
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("interrupted; VMs stopped");
-                    Err(Error::Io(std::io::Error::from(std::io::ErrorKind::Interrupted)))
-                }
+                _ = tokio::signal::ctrl_c() => interrupted("interrupted"),
+                _ = term.recv() => interrupted("terminated"),
+                _ = hup.recv() => interrupted("hung up"),
             }
         })
     }
@@ -150,6 +153,13 @@ impl Command {
             } => run_tests(&profiles, &boot, keep_failed).await,
         }
     }
+}
+
+fn interrupted(how: &str) -> Result<(), Error> {
+    eprintln!("{how}; VMs stopped");
+    Err(Error::Io(std::io::Error::from(
+        std::io::ErrorKind::Interrupted,
+    )))
 }
 
 fn print_kernel(k: &KernelPaths, json: bool) {

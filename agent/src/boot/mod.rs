@@ -23,6 +23,7 @@
 pub mod cmdline;
 pub mod i2c;
 pub mod supervise;
+pub mod timeline;
 pub mod verify;
 
 #[cfg(target_os = "linux")]
@@ -53,7 +54,8 @@ mod linux {
     const STOP_GRACE: Duration = Duration::from_secs(20);
 
     fn say(msg: impl std::fmt::Display) {
-        println!("nodus-init: {msg}");
+        // Stamped like the kernel's lines, so the serial log is a boot timeline.
+        println!("{}nodus-init: {msg}", super::timeline::stamp());
     }
 
     /// Prints why, and halts. The agent is never started.
@@ -310,19 +312,22 @@ mod linux {
         for k in &params.unknown {
             say(format_args!("ignoring unknown kernel parameter {k}"));
         }
-        match verify::verify_root(
-            Path::new("/"),
+        let root = Path::new("/");
+        let v = match verify::open_manifest(
+            root,
             params.boot_key.as_ref(),
             &params.network,
             nodus_identity::statement::unix_now(),
         ) {
-            Ok(v) => say(format_args!(
-                "image verified: {} entries, farm {}, signed by {}",
-                v.manifest.entries.len(),
-                v.manifest.farm,
-                nodus_identity::AccountId::from(v.signer)
-            )),
+            Ok(v) => v,
             Err(e) => refuse(error_chain(&e)),
+        };
+        // The module list and the modules are checked first, so the kernel loads
+        // (and probes) them while the rest of the image, mostly this binary, is
+        // hashed: both take seconds under emulation. Nothing is started before
+        // the whole image has verified.
+        if let Err(e) = v.check_entries(root, verify::is_module_input) {
+            refuse(error_chain(&e));
         }
         let stub_chips: Vec<StubChip> = params
             .i2c
@@ -333,7 +338,22 @@ mod linux {
                     .ok()
             })
             .collect();
-        load_modules(&params, &stub_chips);
+        std::thread::scope(|s| {
+            let loader = s.spawn(|| load_modules(&params, &stub_chips));
+            if let Err(e) = v
+                .check_entries(root, |p| !verify::is_module_input(p))
+                .and_then(|()| v.check_nothing_unlisted(root))
+            {
+                refuse(error_chain(&e));
+            }
+            say(format_args!(
+                "image verified: {} entries, farm {}, signed by {}",
+                v.manifest.entries.len(),
+                v.manifest.farm,
+                nodus_identity::AccountId::from(v.signer)
+            ));
+            let _ = loader.join();
+        });
         bring_up_i2c(&stub_chips);
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()

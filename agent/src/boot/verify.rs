@@ -2,8 +2,8 @@
 //!
 //! The image carries at [`CONTENT_MANIFEST_PATH`] a signed list of every entry
 //! of the archive with the SHA-256 of every file (built by `nodus netboot
-//! build-image`; the types here have the same postcard layout as
-//! `nodus_netboot::image::content`). [`verify_root`] checks, in order:
+//! build-image`; the types are [`nodus_identity::boot_manifest`]'s, shared with
+//! the builder). [`verify_root`] checks, in order:
 //!
 //! 1. a boot key was given (`nodus.boot_key=`);
 //! 2. the manifest's signature, purpose (`nodus/boot-manifest`), network and
@@ -27,75 +27,20 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use nodus_identity::boot_manifest::{
+    CONTENT_MANIFEST_PATH, ContentManifest, Entry, EntryKind, MODULE_LIST_PATH,
+};
 use nodus_identity::{
     AccountId, PublicKey, Signed,
     statement::{Expect, StatementError, purpose},
 };
-use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-/// Where the signed content manifest sits in the image.
-pub const CONTENT_MANIFEST_PATH: &str = "etc/nodus/boot-manifest";
 /// Largest manifest read (a few thousand entries of ~100 bytes).
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Directories the init mounts file systems on; their contents are not the
 /// image's. The directories themselves must be listed.
 pub const MOUNT_POINTS: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
-
-/// What one archive entry is (same layout as the builder's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EntryKind {
-    /// A directory.
-    Dir {
-        /// Permission bits.
-        mode: u32,
-    },
-    /// A regular file.
-    File {
-        /// Permission bits.
-        mode: u32,
-        /// Size in bytes.
-        size: u64,
-        /// SHA-256 of the contents.
-        sha256: [u8; 32],
-    },
-    /// A symbolic link.
-    Symlink {
-        /// Where it points.
-        target: String,
-    },
-    /// A character device node.
-    CharDev {
-        /// Permission bits.
-        mode: u32,
-        /// Device major number.
-        major: u32,
-        /// Device minor number.
-        minor: u32,
-    },
-}
-
-/// One archive entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entry {
-    /// Path relative to the root, without a leading slash.
-    pub path: String,
-    /// What it is.
-    pub kind: EntryKind,
-}
-
-/// Everything in the initramfs but the manifest itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContentManifest {
-    /// The farm the image is built for.
-    pub farm: String,
-    /// The kernel release the modules are for.
-    pub kernel_release: String,
-    /// Every entry, sorted by path.
-    pub entries: Vec<Entry>,
-}
 
 /// Why the image was refused.
 #[derive(Debug, thiserror::Error)]
@@ -282,8 +227,30 @@ fn walk(root: &Path, rel: &str, listed: &BTreeMap<&str, &Entry>) -> Result<(), V
     Ok(())
 }
 
-/// Verifies the image unpacked at `root` against `key` on `network`.
+/// Verifies the image unpacked at `root` against `key` on `network`: the
+/// manifest ([`open_manifest`]), every listed entry and nothing unlisted.
 pub fn verify_root(
+    root: &Path,
+    key: Option<&PublicKey>,
+    network: &str,
+    clock: u64,
+) -> Result<Verified, VerifyError> {
+    let v = open_manifest(root, key, network, clock)?;
+    v.check_entries(root, |_| true)?;
+    v.check_nothing_unlisted(root)?;
+    Ok(v)
+}
+
+/// Whether the module loader reads `path` (the module list and the modules):
+/// the init checks these first and loads modules while it checks the rest.
+pub fn is_module_input(path: &str) -> bool {
+    path == MODULE_LIST_PATH || path.starts_with("lib/modules/")
+}
+
+/// Reads the manifest at `root` and checks its signature, purpose, network and
+/// signer against `key`; no file is checked yet (see [`Verified::check_entries`]
+/// and [`Verified::check_nothing_unlisted`], which [`verify_root`] runs).
+pub fn open_manifest(
     root: &Path,
     key: Option<&PublicKey>,
     network: &str,
@@ -317,22 +284,40 @@ pub fn verify_root(
         .verify(&Expect::new(purpose::BOOT_MANIFEST, network, now).signed_by(key))
         .map_err(VerifyError::Signature)?
         .clone();
-    for e in &manifest.entries {
-        if under_mount_point(&e.path) {
-            continue;
-        }
-        check_entry(root, e)?;
-    }
-    let listed: BTreeMap<&str, &Entry> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), e))
-        .collect();
-    walk(root, "", &listed)?;
     Ok(Verified {
         manifest,
         signer: *key,
     })
+}
+
+impl Verified {
+    /// Checks every listed entry whose path `which` selects (contents of mount
+    /// points excepted): type, permissions, size and hash, or link target.
+    pub fn check_entries(
+        &self,
+        root: &Path,
+        which: impl Fn(&str) -> bool,
+    ) -> Result<(), VerifyError> {
+        for e in &self.manifest.entries {
+            if under_mount_point(&e.path) || !which(&e.path) {
+                continue;
+            }
+            check_entry(root, e)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that nothing exists under `root` that the manifest does not list
+    /// (mount points excepted).
+    pub fn check_nothing_unlisted(&self, root: &Path) -> Result<(), VerifyError> {
+        let listed: BTreeMap<&str, &Entry> = self
+            .manifest
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e))
+            .collect();
+        walk(root, "", &listed)
+    }
 }
 
 #[cfg(test)]
@@ -440,6 +425,22 @@ mod tests {
             verify_root(d.path(), Some(&k), "net", 0),
             Err(VerifyError::Missing(p)) if p == "bin/nodus"
         ));
+    }
+
+    #[test]
+    fn checking_in_two_parts_covers_what_verify_root_covers() {
+        let (d, key) = image();
+        std::fs::write(d.path().join("bin/nodus"), b"ELG").unwrap();
+        let v = open_manifest(d.path(), Some(&key.public()), "net", 0).unwrap();
+        // The modules part does not look at bin/nodus; the rest does.
+        v.check_entries(d.path(), is_module_input).unwrap();
+        assert!(matches!(
+            v.check_entries(d.path(), |p| !is_module_input(p)),
+            Err(VerifyError::Modified { path, .. }) if path == "bin/nodus"
+        ));
+        assert!(is_module_input("etc/nodus/modules"));
+        assert!(is_module_input("lib/modules/6.1.0-56-amd64/kernel/a.ko"));
+        assert!(!is_module_input("lib/x86_64-linux-gnu/libc.so.6"));
     }
 
     #[test]

@@ -91,21 +91,59 @@ pub enum RunError {
     Daemon(#[from] DaemonError),
 }
 
-/// Opens the node keystore at `path`, creating it (and its directory) with a
-/// fresh key on first start.
-pub fn load_or_create_key(path: &std::path::Path) -> Result<SecretKey, RunError> {
-    let pass = Passphrase::new(
-        std::env::var("NODUS_PASSPHRASE")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| UNATTENDED_PASSPHRASE.to_owned()),
-    );
+/// A node key created at this start: in use at once, while its keystore is
+/// sealed on a thread of its own (the KDF is the slowest step of a boot under
+/// software emulation, and answering needs only the key).
+#[derive(Debug)]
+pub struct Sealing {
+    path: PathBuf,
+    thread: std::thread::JoinHandle<Result<(), nodus_identity::KeystoreError>>,
+}
+
+impl Sealing {
+    /// Waits until the keystore is on disk. A failure is reported, not
+    /// returned: the agent ran with the key either way, and the next start
+    /// creates another one.
+    pub fn wait(self) {
+        match self.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(path = %self.path.display(), %error, "cannot write the node key");
+            }
+            Err(_) => tracing::error!(path = %self.path.display(), "sealing the node key panicked"),
+        }
+    }
+}
+
+/// The KDF cost of a new node keystore. Under [`UNATTENDED_PASSPHRASE`], which is
+/// published, the KDF protects nothing, so it costs no more than the keystore's
+/// floor: the default costs about 12 s of a boot under QEMU's software emulation
+/// (and as much at every agent restart, which opens the file).
+fn kdf_params(unattended: bool) -> KdfParams {
+    if unattended {
+        KdfParams::FLOOR
+    } else {
+        KdfParams::DEFAULT
+    }
+}
+
+/// Opens the node keystore at `path`, or generates a fresh key on first start
+/// and seals it to `path` (creating its directory) in the background; the
+/// returned [`Sealing`] must be waited for before the process exits.
+pub fn load_or_create_key(
+    path: &std::path::Path,
+) -> Result<(SecretKey, Option<Sealing>), RunError> {
+    let given = std::env::var("NODUS_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let unattended = given.is_none();
+    let pass = Passphrase::new(given.unwrap_or_else(|| UNATTENDED_PASSPHRASE.to_owned()));
     let key_err = |source| RunError::Key {
         path: path.to_owned(),
         source,
     };
     if path.exists() {
-        return Keystore::open(path, &pass).map_err(key_err);
+        return Ok((Keystore::open(path, &pass).map_err(key_err)?, None));
     }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
@@ -113,9 +151,23 @@ pub fn load_or_create_key(path: &std::path::Path) -> Result<SecretKey, RunError>
         let _ = std::fs::create_dir_all(dir);
     }
     let key = SecretKey::generate().map_err(RunError::Generate)?;
-    Keystore::create(path, &key, &pass, KdfParams::DEFAULT).map_err(key_err)?;
-    tracing::info!(path = %path.display(), "created the node key");
-    Ok(key)
+    let sealed = key.clone();
+    let file = path.to_owned();
+    let thread = std::thread::Builder::new()
+        .name("seal-node-key".into())
+        .spawn(move || {
+            Keystore::create(&file, &sealed, &pass, kdf_params(unattended))?;
+            tracing::info!(path = %file.display(), "created the node key");
+            Ok(())
+        })
+        .map_err(RunError::Runtime)?;
+    Ok((
+        key,
+        Some(Sealing {
+            path: path.to_owned(),
+            thread,
+        }),
+    ))
 }
 
 impl RunArgs {
@@ -146,12 +198,14 @@ impl RunArgs {
     /// Runs the daemon until SIGTERM or SIGINT; prints the ready line to stdout.
     pub fn run(self) -> Result<(), RunError> {
         let config = self.resolve()?;
-        let key = load_or_create_key(&config.key)?;
+        crate::boot::timeline::mark("agent", "configured");
+        let (key, sealing) = load_or_create_key(&config.key)?;
+        crate::boot::timeline::mark("agent", "node key ready");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(RunError::Runtime)?;
-        rt.block_on(async move {
+        let ran = rt.block_on(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
             let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
@@ -173,6 +227,10 @@ impl RunArgs {
             )
             .await?;
             Ok(())
-        })
+        });
+        if let Some(s) = sealing {
+            s.wait();
+        }
+        ran
     }
 }

@@ -252,6 +252,7 @@ pub async fn run(
         path: config.state_dir.clone(),
         source: std::io::Error::other("the first inventory pass panicked"),
     })?;
+    crate::boot::timeline::mark("agent", "first inventory pass done");
     let first_health = first.health.status;
     let hub = Arc::new(Hub::new(
         node_id.to_string(),
@@ -345,6 +346,7 @@ pub async fn run(
         }
     };
 
+    crate::boot::timeline::mark("agent", "D-Bus settled");
     // QUIC.
     let session_ctx = session::Context {
         hub: hub.clone(),
@@ -501,6 +503,7 @@ pub async fn run(
         None => None,
     };
 
+    crate::boot::timeline::mark("agent", "serving");
     on_ready(&Ready {
         node_id,
         quic: quic.local_addr(),

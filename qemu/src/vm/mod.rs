@@ -96,8 +96,19 @@ impl Drop for GroupGuard {
 
 /// Spawns `cmd` as the leader of a new process group, returning the child and the
 /// guard that kills the group.
+///
+/// The child also gets SIGKILL when the thread that spawned it dies
+/// (`PR_SET_PDEATHSIG`), so a harness killed outright (SIGKILL, a crash) leaves no
+/// VM behind either; Tokio's worker threads live as long as the runtime.
 pub fn spawn_in_group(cmd: &mut Command, program: &str) -> Result<(Child, GroupGuard), VmError> {
     cmd.process_group(0).kill_on_drop(true);
+    // SAFETY: the closure runs between fork and exec and only makes the prctl
+    // system call, which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
     let child = cmd.spawn().map_err(|source| VmError::Spawn {
         program: program.to_owned(),
         source,
