@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p nodus-validator --bench chain`. Knobs: NODUS_BENCH_TXS
 //! (default 20000), NODUS_BENCH_SAMPLES (default 40), NODUS_BENCH_WORKERS (tokio
-//! worker threads, default 2).
+//! worker threads, default 2); NODUS_BENCH_BLOCKS=1 lists each block of the
+//! throughput run (transactions, decision round, when it was seen).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -271,6 +272,7 @@ async fn run(workers: usize) {
     let submit_secs = start.elapsed().as_secs_f64();
     // Count committed transfers block by block until all admitted ones are in.
     let mut counted = 0usize;
+    let mut per_block: Vec<(u64, usize, u32, f64)> = Vec::new();
     let mut next = base_height + 1;
     let mut last_commit = start;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -286,6 +288,12 @@ async fn run(workers: usize) {
                 if !b.block.txs.is_empty() {
                     last_commit = Instant::now();
                 }
+                per_block.push((
+                    next,
+                    b.block.txs.len(),
+                    b.certificate.round.as_u32().unwrap_or(0),
+                    start.elapsed().as_secs_f64(),
+                ));
             }
             next += 1;
         }
@@ -307,6 +315,11 @@ async fn run(workers: usize) {
     println!(
         "throughput: {counted} of {submitted} admitted transfers ({refused} refused) committed in {secs:.2} s over {blocks} blocks = {rate:.0} transfers/s (submission took {submit_secs:.2} s; signing {total} beforehand took {sign_secs:.2} s)"
     );
+    if std::env::var_os("NODUS_BENCH_BLOCKS").is_some() {
+        for (h, n, round, at) in &per_block {
+            println!("  block {h}: {n} txs, decided in round {round}, seen at {at:.2} s");
+        }
+    }
     println!("ceiling: ed25519-consensus batch verify on one core = {ceiling:.0} signatures/s");
     println!(
         "ratio: throughput / one-core batch-verify ceiling = {:.3}",

@@ -52,7 +52,37 @@ pub fn verify(key: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> Result<(), Si
 /// the few points that have a second encoding could otherwise appear on chain
 /// under two addresses; the chain only lets keys in (as senders, receivers and
 /// nodes) in their canonical form.
+///
+/// The answer is a pure function of the bytes, but computing it costs a point
+/// decompression and a compression (two field exponentiations), and block
+/// processing asks about the same few senders and receivers again and again; so
+/// answers are remembered per thread (at most [`CANONICAL_CACHE`] keys, then the
+/// memory starts over).
 pub fn is_canonical_key(key: &[u8; 32]) -> bool {
+    CANONICAL.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(known) = cache.get(key) {
+            return *known;
+        }
+        let answer = compute_is_canonical_key(key);
+        if cache.len() >= CANONICAL_CACHE {
+            cache.clear();
+        }
+        cache.insert(*key, answer);
+        answer
+    })
+}
+
+/// Keys whose [`is_canonical_key`] answer a thread remembers (32 bytes and a
+/// flag each, about 3 MiB at most per thread).
+pub const CANONICAL_CACHE: usize = 65_536;
+
+thread_local! {
+    static CANONICAL: std::cell::RefCell<std::collections::HashMap<[u8; 32], bool>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn compute_is_canonical_key(key: &[u8; 32]) -> bool {
     match ed25519_dalek::VerifyingKey::from_bytes(key) {
         Ok(k) => !k.is_weak() && k.to_edwards().compress().to_bytes() == *key,
         Err(_) => false,
@@ -269,6 +299,14 @@ mod tests {
         assert!(!is_canonical_key(&[0xff; 32]));
         // Identity agrees: one key, one encoding.
         assert!(nodus_identity::PublicKey::from_bytes(&[0xff; 32]).is_err());
+        // Asked again (now from the cache): the same answers.
+        for _ in 0..2 {
+            assert!(!is_canonical_key(&identity));
+            assert!(!is_canonical_key(&[0xff; 32]));
+            assert!(is_canonical_key(
+                SecretKey::from_seed(&[3; 32]).public().as_bytes()
+            ));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use nodus_validator::node::{self, MAX_FRAME_LEN, NodeHandle};
 use nodus_validator::rpc::{Query, Request, Response, TxLocation};
 use nodus_validator::state::Address;
 use nodus_validator::storage::{DiskStore, MemStore, Store};
-use nodus_validator::{Genesis, SignedTx, Tx, TxBody, TxError};
+use nodus_validator::{Genesis, SignedTx, Tx, TxBody, TxError, TxStatus};
 use nodus_wire::{Alpn, Client, Connection};
 
 const CHAIN: &str = "nodetest";
@@ -187,6 +187,26 @@ async fn one_validator_serves_clients_and_resumes_from_disk() {
         .unwrap();
     let conn = client_conn(&node.endpoint()).await;
     assert_eq!(balance(&conn, bob).await, 500);
+    // The transaction's result and the block's receipts came back from the
+    // store, not from memory.
+    match conn.request(&Request::Query(Query::Tx(id))).await.unwrap() {
+        Response::Tx(location) => assert_eq!(
+            location,
+            TxLocation::Included {
+                height,
+                status: TxStatus::Applied
+            }
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    match conn
+        .request(&Request::Query(Query::Block(height)))
+        .await
+        .unwrap()
+    {
+        Response::Block(Some((_, receipts))) => assert_eq!(receipts, vec![TxStatus::Applied]),
+        other => panic!("unexpected {other:?}"),
+    }
     let h = node.head().borrow().height;
     wait_height(&node, h + 2).await;
     node.shutdown().await.unwrap();

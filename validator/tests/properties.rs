@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use nodus_identity::SecretKey;
 use nodus_identity::statement::purpose;
+use nodus_validator::state::Event;
 use nodus_validator::state::evidence::{Evidence, Vote, VoteStep};
 use nodus_validator::state::farm::PowerTarget;
 use nodus_validator::{SignedTx, Tx, TxBody, TxError, TxStatus};
@@ -272,6 +273,13 @@ proptest! {
             let mut nonces = start_nonces.clone();
             let built: Vec<_> = ops.iter().map(|op| w.build(op, &mut nonces)).collect();
             let txs: Vec<SignedTx> = built.iter().map(|(t, _, _)| t.clone()).collect();
+            let before = w.chain.state.supply();
+            let held_before = w.chain.state.circulating().unwrap();
+            let jailed_before = w
+                .chain
+                .state
+                .stake(&addr(&w.keys[4]))
+                .is_some_and(|s| s.is_jailed());
             // `block` also asserts the supply identity after every block.
             let out = w.chain.block(dt, &txs);
             let state = &w.chain.state;
@@ -282,6 +290,25 @@ proptest! {
                 state.circulating().unwrap(),
                 s.genesis + s.minted - s.slashed - s.burned
             );
+            // What is held changes only by minting (rewards), slashing and burning,
+            // and each of those only through its events.
+            let minted: u128 = out.events.iter().map(|e| match e {
+                Event::NodeRewarded { amount, .. } => *amount,
+                _ => 0,
+            }).sum();
+            let slashes: Vec<u128> = out.events.iter().filter_map(|e| match e {
+                Event::Slashed { amount, .. } => Some(*amount),
+                _ => None,
+            }).collect();
+            prop_assert_eq!(s.minted - before.minted, minted);
+            prop_assert_eq!(s.slashed - before.slashed, slashes.iter().sum::<u128>());
+            prop_assert_eq!(
+                state.circulating().unwrap() + (s.slashed - before.slashed) + (s.burned - before.burned),
+                held_before + minted
+            );
+            // One jail, one slash: never twice in a block, never while jailed.
+            prop_assert!(slashes.len() <= 1, "{:?}", out.events);
+            prop_assert!(!jailed_before || slashes.is_empty(), "{:?}", out.events);
             let mut accepted_per_key = vec![0u64; w.keys.len()];
             for ((t, _, must_reject), status) in built.iter().zip(&out.receipts) {
                 if *must_reject {

@@ -1017,6 +1017,127 @@ fn double_sign_slashes_exactly_once_and_jails() {
 }
 
 #[test]
+fn double_signs_at_several_heights_before_the_jail_are_slashed_once() {
+    let (v1, v2, reporter) = (key(1), key(2), key(3));
+    let mut c = Chain::new(
+        &genesis(
+            PARAMS,
+            &[(&reporter, 1_000), (&v2, 1_000)],
+            &[(&v1, 1_000_000), (&v2, 500_000)],
+        ),
+        &v1,
+    );
+    let report = |e: Evidence| TxBody::ReportEvidence {
+        evidence: Box::new(e),
+    };
+    let covered = |height| {
+        TxStatus::Failed(TxError::Evidence(EvidenceError::CoveredByJail {
+            validator: addr(&v2),
+            height,
+        }))
+    };
+    // v2 signs two values at heights 1, 2 and 3; the chain is at 3.
+    c.advance_to(3, c.state.time() + 1);
+    // Block 4: the offence at height 2 slashes 10 % of 500 000 and jails until 14.
+    let out = c.block(1, &[c.tx(&reporter, report(double_sign(&v2, 2, 0)))]);
+    assert_eq!(out.receipts, vec![TxStatus::Applied]);
+    assert!(out.events.contains(&Event::Slashed {
+        validator: addr(&v2),
+        amount: 50_000,
+        jailed_until: 14
+    }));
+    assert_eq!(c.state.stake(&addr(&v2)).unwrap().bonded, 450_000);
+    // The same offence again is still "already punished"; the earlier and the later
+    // offence from before the jail are covered by it: no second or third slash.
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 2, 1))),
+        TxStatus::Failed(TxError::Evidence(EvidenceError::AlreadyPunished {
+            validator: addr(&v2),
+            height: 2
+        }))
+    );
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 1, 0))),
+        covered(1)
+    );
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 3, 0))),
+        covered(3)
+    );
+    // Signing twice while jailed (height 7, not a validator then): nothing.
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 7, 0))),
+        covered(7)
+    );
+    assert_eq!(c.state.supply().slashed, 50_000);
+    assert_eq!(c.state.stake(&addr(&v2)).unwrap().bonded, 450_000);
+    // Unjailed at height 14; it votes again from 15.
+    c.advance_to(13, c.state.time() + 1);
+    assert_eq!(c.send(1, &v2, TxBody::Unjail), TxStatus::Applied);
+    assert_eq!(c.state.height(), 14);
+    assert_eq!(c.state.stake(&addr(&v2)).unwrap().slashable_from, 15);
+    // An offence during the jail is still covered after it…
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 13, 0))),
+        covered(13)
+    );
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 14, 0))),
+        covered(14)
+    );
+    // …one after coming back slashes again: 10 % of 450 000.
+    let out = c.block(1, &[c.tx(&reporter, report(double_sign(&v2, 15, 0)))]);
+    assert_eq!(out.receipts, vec![TxStatus::Applied]);
+    assert!(out.events.contains(&Event::Slashed {
+        validator: addr(&v2),
+        amount: 45_000,
+        jailed_until: 27
+    }));
+    assert_eq!(c.state.stake(&addr(&v2)).unwrap().bonded, 405_000);
+    assert_eq!(c.state.supply().slashed, 95_000);
+    // Each refused report cost the reporter its fee and nothing else.
+    assert_eq!(c.state.balance(&addr(&reporter)), 1_000 - 8 * FEE);
+}
+
+#[test]
+fn a_key_with_only_unbonding_stake_is_jailed_so_its_other_offences_do_not_slash() {
+    let (v1, v2, reporter) = (key(1), key(2), key(3));
+    let mut c = Chain::new(
+        &genesis(
+            PARAMS,
+            &[(&reporter, 1_000), (&v2, 1_000)],
+            &[(&v1, 1_000_000), (&v2, 200_000)],
+        ),
+        &v1,
+    );
+    let report = |e: Evidence| TxBody::ReportEvidence {
+        evidence: Box::new(e),
+    };
+    // Height 1: v2 unbonds everything (released at 6).
+    assert_eq!(
+        c.send(1, &v2, TxBody::Unbond { amount: 200_000 }),
+        TxStatus::Applied
+    );
+    assert_eq!(c.state.stake(&addr(&v2)).unwrap().bonded, 0);
+    c.advance_to(2, c.state.time() + 1);
+    // Height 3: its offence at 1 slashes 10 % of the 200 000 unbonding.
+    let out = c.block(1, &[c.tx(&reporter, report(double_sign(&v2, 1, 0)))]);
+    assert_eq!(out.receipts, vec![TxStatus::Applied]);
+    assert_eq!(c.state.unbonding_of(&addr(&v2)), 180_000);
+    assert!(c.state.stake(&addr(&v2)).unwrap().is_jailed());
+    // Its offence at 2 is covered by that jail.
+    assert_eq!(
+        c.send(1, &reporter, report(double_sign(&v2, 2, 0))),
+        TxStatus::Failed(TxError::Evidence(EvidenceError::CoveredByJail {
+            validator: addr(&v2),
+            height: 2
+        }))
+    );
+    assert_eq!(c.state.unbonding_of(&addr(&v2)), 180_000);
+    assert_eq!(c.state.supply().slashed, 20_000);
+}
+
+#[test]
 fn same_inputs_same_root_different_inputs_different_root() {
     let (v, a, b) = (key(1), key(2), key(3));
     let g = genesis(PARAMS, &[(&a, 1_000)], &[(&v, 100)]);

@@ -62,6 +62,7 @@ use tracing::{debug, info, warn};
 
 use super::context::{Block, BlockHash, Height, NodusContext, ProposedBlock, Signer, Validators};
 use super::message::{CommitCert, CommittedBlock, ConsensusMessage, SignedProposal, SignedVote};
+use super::verified::VerifiedTxs;
 use crate::genesis::Genesis;
 use crate::state::evidence::Evidence;
 use crate::state::tx::SignedTx;
@@ -310,6 +311,9 @@ struct Inner<S> {
     own_proposal: Option<SignedProposal>,
     /// The last vote we verified ourselves (so malachite's check is free).
     preverified: Option<SignedVote>,
+    /// Transactions whose signatures verified already (in the mempool, or in a
+    /// block we checked): block checks skip them.
+    verified: VerifiedTxs,
 }
 
 /// One validator's consensus; see the [module docs](self).
@@ -415,6 +419,7 @@ impl<S: Store> Engine<S> {
                 behind: None,
                 own_proposal: None,
                 preverified: None,
+                verified: VerifiedTxs::default(),
             },
         })
     }
@@ -477,6 +482,18 @@ impl<S: Store> Engine<S> {
     /// The store (for reads: blocks, for queries).
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    /// Records that the transaction with this id has a signature that verified
+    /// (the mempool calls this for what it admits), so block checks skip it.
+    /// See [`VerifiedTxs`] for why that is consensus-safe.
+    pub fn note_verified(&mut self, id: crate::state::Hash) {
+        self.inner.verified.insert(id);
+    }
+
+    /// Block-check signatures skipped (known verified) and verified so far.
+    pub fn signature_stats(&self) -> (u64, u64) {
+        self.inner.verified.stats()
     }
 
     /// Gives the store back (the engine is done).
@@ -586,13 +603,14 @@ impl<S: Store> Engine<S> {
             time: (inner.now / 1000).max(inner.state.time()),
             proposer: inner.address,
         };
-        let (next, outcome) = match preview_batched(&inner.state, &header, &txs) {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "own block refused by the state machine");
-                return Ok(());
-            }
-        };
+        let (next, outcome) =
+            match preview_batched(&inner.state, &header, &txs, &mut inner.verified) {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "own block refused by the state machine");
+                    return Ok(());
+                }
+            };
         let block = ProposedBlock::new(Block {
             header,
             parent: inner.last_hash,
@@ -648,6 +666,7 @@ impl<S: Store> Engine<S> {
                 && let Some(p) = &self.inner.own_proposal
                 && p.proposal.round == self.consensus.round()
                 && p.proposal.height.0 == self.inner.height
+                && !self.inner.all_peers_voted_for(&p.proposal)
             {
                 self.inner
                     .outputs
@@ -747,7 +766,7 @@ impl<S: Store> Engine<S> {
             block: block.block().clone(),
             certificate: CommitCert::from(cert),
         };
-        inner.store.commit(&committed, &state)?;
+        inner.store.commit(&committed, &state, &outcome.receipts)?;
         info!(
             height = inner.height,
             hash = %block.hash(),
@@ -876,6 +895,27 @@ impl<S: Store> Inner<S> {
         }
     }
 
+    /// True if every other validator voted for `proposal`'s block in its round:
+    /// they all have it, and re-sending a whole block (which each of them would
+    /// decode again, keys and all) only costs time.
+    fn all_peers_voted_for(&self, proposal: &super::context::Proposal) -> bool {
+        let (height, value) = (proposal.height.0, proposal.value.hash());
+        let Some(round) = proposal.round.as_u32() else {
+            return false;
+        };
+        self.validators
+            .validators
+            .iter()
+            .filter(|v| v.address != self.address)
+            .all(|v| {
+                [VoteType::Prevote, VoteType::Precommit].iter().any(|t| {
+                    self.seen_votes
+                        .get(&(height, round, vote_code(*t), v.address))
+                        .is_some_and(|seen| seen.vote.value == NilOrVal::Val(value))
+                })
+            })
+    }
+
     /// Verifies a vote for the height in progress and looks for a conflicting
     /// one from the same validator. False: drop it.
     fn check_vote(&mut self, v: &SignedVote) -> bool {
@@ -941,7 +981,7 @@ impl<S: Store> Inner<S> {
         verdict
     }
 
-    fn execute(&self, block: &Block) -> Result<(State, BlockOutcome), BlockInvalid> {
+    fn execute(&mut self, block: &Block) -> Result<(State, BlockOutcome), BlockInvalid> {
         let expected = self.height;
         if block.header.height != expected {
             return Err(BlockInvalid::Height {
@@ -959,7 +999,8 @@ impl<S: Store> Inner<S> {
                 now,
             });
         }
-        let (state, outcome) = preview_batched(&self.state, &block.header, &block.txs)?;
+        let (state, outcome) =
+            preview_batched(&self.state, &block.header, &block.txs, &mut self.verified)?;
         if outcome.state_root != block.state_root {
             return Err(BlockInvalid::Root);
         }
@@ -1236,7 +1277,9 @@ impl<S: Store> Inner<S> {
     }
 }
 
-/// [`State::preview`] with the block's signatures checked in one batch.
+/// [`State::preview`] with the block's signatures checked in one batch, except
+/// those `verified` already knows (see [`VerifiedTxs`] for why skipping them
+/// cannot change the outcome).
 ///
 /// The batch's random coefficients come from the OS (an attacker must not
 /// know them); the verdicts do not depend on them, as ZIP-215 batch and single
@@ -1245,9 +1288,12 @@ fn preview_batched(
     state: &State,
     header: &BlockHeader,
     txs: &[SignedTx],
+    verified: &mut VerifiedTxs,
 ) -> Result<(State, BlockOutcome), crate::state::BlockError> {
     let mut next = state.clone();
-    let outcome = next.apply_block_batched(header, txs, rand::rngs::OsRng)?;
+    let outcome = next.apply_block_batched_skipping(header, txs, rand::rngs::OsRng, |tx| {
+        crate::state::tx::tx_id(tx).is_ok_and(|id| verified.check(&id))
+    })?;
     Ok((next, outcome))
 }
 
@@ -1277,7 +1323,17 @@ mod tests {
 
     /// Drives a one-validator engine until it decides `height` or time runs out;
     /// returns every output.
-    fn drive(engine: &mut Engine<MemStore>, mut now: u64, first: Vec<Output>) -> Vec<Output> {
+    fn drive<S: Store>(engine: &mut Engine<S>, now: u64, first: Vec<Output>) -> Vec<Output> {
+        drive_with(engine, now, first, &[])
+    }
+
+    /// [`drive`], proposing `txs` in every block.
+    fn drive_with<S: Store>(
+        engine: &mut Engine<S>,
+        mut now: u64,
+        first: Vec<Output>,
+        txs: &[SignedTx],
+    ) -> Vec<Output> {
         let mut all = Vec::new();
         let mut pending = first;
         for _ in 0..200 {
@@ -1287,7 +1343,7 @@ mod tests {
                     let input = Input::Propose {
                         height: *height,
                         round: *round,
-                        txs: Vec::new(),
+                        txs: txs.to_vec(),
                     };
                     next.extend(engine.handle(now, input).unwrap());
                 }
@@ -1304,6 +1360,112 @@ mod tests {
             };
         }
         all
+    }
+
+    fn funded_validator() -> (Genesis, SecretKey, SecretKey) {
+        let key = SecretKey::from_seed(&[3; 32]);
+        let alice = SecretKey::from_seed(&[4; 32]);
+        let genesis = Genesis::from_json(&format!(
+            r#"{{"chain_id":"unit","genesis_time":1000,
+                "accounts":[{{"id":"{}","balance":1000000}}],
+                "validators":[{{"id":"{}","stake":10}}]}}"#,
+            nodus_identity::AccountId::from(alice.public()),
+            nodus_identity::AccountId::from(key.public())
+        ))
+        .unwrap();
+        (genesis, key, alice)
+    }
+
+    fn transfer(from: &SecretKey, nonce: u64, amount: u128) -> SignedTx {
+        crate::Tx {
+            nonce,
+            fee: 1_000,
+            body: crate::TxBody::Transfer {
+                to: Address::from(SecretKey::from_seed(&[5; 32]).public()),
+                amount,
+            },
+        }
+        .sign("unit", from)
+        .unwrap()
+    }
+
+    fn decided(outputs: &[Output]) -> &Decided {
+        outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::Decided(d) => Some(&**d),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn receipts_are_committed_with_the_block_and_survive_reopening_the_disk_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        let (genesis, key, alice) = funded_validator();
+        let good = transfer(&alice, 0, 7);
+        let replayed = transfer(&alice, 0, 8);
+        let mut forged = transfer(&alice, 1, 9);
+        forged.statement.payload.fee = 2_000;
+        let txs = [good.clone(), replayed.clone(), forged.clone()];
+        let store = crate::storage::DiskStore::open(&path).unwrap();
+        let mut engine =
+            Engine::open(&genesis, key.clone(), store, EngineConfig::default()).unwrap();
+        let first = engine.start(1_001_000).unwrap();
+        let outputs = drive_with(&mut engine, 1_001_000, first, &txs);
+        let receipts = decided(&outputs).outcome.receipts.clone();
+        assert_eq!(receipts[0], crate::TxStatus::Applied);
+        assert!(matches!(receipts[1], crate::TxStatus::Rejected(_)));
+        assert!(matches!(receipts[2], crate::TxStatus::Rejected(_)));
+        drop(engine);
+
+        let store = crate::storage::DiskStore::open(&path).unwrap();
+        assert_eq!(store.receipts(1).unwrap(), Some(receipts));
+        assert_eq!(store.receipts(2).unwrap(), None);
+        let id = |t: &SignedTx| crate::state::tx::tx_id(t).unwrap();
+        assert_eq!(store.tx_location(&id(&good)).unwrap(), Some((1, 0)));
+        assert_eq!(store.tx_location(&id(&replayed)).unwrap(), Some((1, 1)));
+        assert_eq!(store.tx_location(&id(&forged)).unwrap(), Some((1, 2)));
+        assert_eq!(store.tx_location(&[0; 32]).unwrap(), None);
+        // The engine reopens on it and goes on from block 1.
+        let engine = Engine::open(&genesis, key, store, EngineConfig::default()).unwrap();
+        assert_eq!(engine.state().height(), 1);
+    }
+
+    #[test]
+    fn signatures_known_verified_are_skipped_with_the_same_outcome() {
+        let (genesis, key, alice) = funded_validator();
+        let good = transfer(&alice, 0, 7);
+        let mut forged = transfer(&alice, 1, 9);
+        forged.statement.payload.fee = 2_000;
+        let txs = [good.clone(), forged.clone()];
+        let run = |known: &[&SignedTx]| {
+            let mut engine = Engine::open(
+                &genesis,
+                key.clone(),
+                MemStore::new(),
+                EngineConfig::default(),
+            )
+            .unwrap();
+            for t in known {
+                engine.note_verified(crate::state::tx::tx_id(t).unwrap());
+            }
+            let first = engine.start(1_001_000).unwrap();
+            let outputs = drive_with(&mut engine, 1_001_000, first, &txs);
+            (decided(&outputs).outcome.clone(), engine.signature_stats())
+        };
+        let (cold, cold_stats) = run(&[]);
+        let (warm, warm_stats) = run(&[&good]);
+        assert_eq!(cold, warm);
+        assert_eq!(cold.receipts[0], crate::TxStatus::Applied);
+        // The forged one is verified (and refused) either way.
+        assert!(matches!(
+            warm.receipts[1],
+            crate::TxStatus::Rejected(crate::TxError::Signature(_))
+        ));
+        assert_eq!(cold_stats, (0, 2));
+        assert_eq!(warm_stats, (1, 1));
     }
 
     #[test]

@@ -19,9 +19,11 @@
 pub mod context;
 pub mod engine;
 pub mod message;
+pub mod verified;
 
 pub use context::{Block, BlockHash, Height, ProposedBlock};
 pub use engine::{
     BlockInvalid, Decided, Engine, EngineConfig, EngineError, Input, Output, UnixMillis,
 };
 pub use message::{CommitCert, CommittedBlock, ConsensusMessage, SignedProposal, SignedVote};
+pub use verified::VerifiedTxs;

@@ -13,6 +13,14 @@
 //! an earlier one would strand the ones behind it); otherwise it is refused with
 //! [`MempoolError::Full`].
 //!
+//! Double-sign evidence is deduplicated: a
+//! [`ReportEvidence`](crate::TxBody::ReportEvidence) transaction enters only if
+//! the chain would slash on it ([`State::check_evidence`]; evidence for the
+//! height in progress, which every validator spots at the same time, counts) and
+//! no other evidence against the same validator is pending — one jail covers all
+//! of that validator's earlier offences, so a second report would only cost its
+//! sender the fee ([`MempoolError::EvidencePending`]).
+//!
 //! [`Mempool::batch`] gives the proposer an ordered batch: each sender's
 //! transactions in nonce order, senders interleaved by fee (highest first), ties
 //! by arrival. [`Mempool::on_block`] drops what a decided block made stale.
@@ -23,7 +31,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rand::{CryptoRng, RngCore};
 
+use crate::TxBody;
 use crate::signature::{self, SignatureError};
+use crate::state::evidence::EvidenceError;
 use crate::state::tx::{SignedTx, TxError, tx_id};
 use crate::state::{Address, Amount, Hash, State};
 
@@ -110,6 +120,9 @@ pub enum MempoolError {
     /// Evicted by a transaction paying more.
     #[error("Evicted by a higher-fee transaction")]
     Evicted,
+    /// Evidence against this validator is already pending.
+    #[error("Evidence against {0} is already pending")]
+    EvidencePending(Address),
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +147,8 @@ pub struct Mempool {
     config: MempoolConfig,
     senders: HashMap<Address, Queue>,
     ids: HashMap<Hash, (Address, u64)>,
+    /// Offender → id of the pending evidence against it.
+    evidence: HashMap<Address, Hash>,
     bytes: usize,
     seq: u64,
 }
@@ -154,6 +169,7 @@ impl Mempool {
             config,
             senders: HashMap::new(),
             ids: HashMap::new(),
+            evidence: HashMap::new(),
             bytes: 0,
             seq: 0,
         }
@@ -324,6 +340,27 @@ impl Mempool {
         if pending_count >= self.config.max_per_sender {
             return Err(MempoolError::SenderFull);
         }
+        // After the sender's signature verified: checking evidence costs two
+        // more signature checks, which an unsigned flood must not buy.
+        let offender = match &tx.statement.payload.body {
+            TxBody::ReportEvidence { evidence } => {
+                let offender = match state.check_evidence(evidence) {
+                    Ok((offender, _)) => offender,
+                    // Spotted at the height in progress: valid in the next block.
+                    Err(EvidenceError::FromTheFuture { height, current })
+                        if height == current.saturating_add(1) =>
+                    {
+                        evidence.first.validator
+                    }
+                    Err(e) => return Err(TxError::Evidence(e).into()),
+                };
+                if self.evidence.contains_key(&offender) {
+                    return Err(MempoolError::EvidencePending(offender));
+                }
+                Some(offender)
+            }
+            _ => None,
+        };
         let evicted = self.make_room(bytes, fee, &sender)?;
         self.seq = self.seq.wrapping_add(1);
         let queue = self.senders.entry(sender).or_default();
@@ -338,6 +375,9 @@ impl Mempool {
             },
         );
         self.ids.insert(id, (sender, nonce));
+        if let Some(offender) = offender {
+            self.evidence.insert(offender, id);
+        }
         self.bytes = self.bytes.saturating_add(bytes);
         Ok(Admitted { id, evicted })
     }
@@ -415,6 +455,7 @@ impl Mempool {
             self.senders.remove(sender);
         }
         self.ids.remove(&entry.id);
+        self.evidence.retain(|_, id| *id != entry.id);
         self.bytes = self.bytes.saturating_sub(entry.bytes);
         Some(entry)
     }
@@ -568,6 +609,82 @@ mod tests {
 
     fn rng() -> StdRng {
         StdRng::seed_from_u64(3)
+    }
+
+    fn report(from: u8, nonce: u64, offender: u8, height: u64, second: u8) -> SignedTx {
+        use crate::state::evidence::{Evidence, Vote, VoteStep};
+        let vote = |v| Vote {
+            height,
+            round: 0,
+            step: VoteStep::Prevote,
+            value: Some([v; 32]),
+        };
+        Tx {
+            nonce,
+            fee: 1_000,
+            body: TxBody::ReportEvidence {
+                evidence: Box::new(Evidence {
+                    first: vote(1).sign("t", &key(offender)),
+                    second: vote(second).sign("t", &key(offender)),
+                }),
+            },
+        }
+        .sign("t", &key(from))
+        .unwrap()
+    }
+
+    #[test]
+    fn evidence_is_deduplicated_and_refused_when_the_chain_would_refuse_it() {
+        let state = setup();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let offender = addr(100);
+        // Spotted at the height in progress (1, the chain is at 0): admitted.
+        assert!(pool.insert(&state, report(1, 0, 100, 1, 2), rng()).is_ok());
+        // Another report against the same validator, from someone else: one jail
+        // covers every earlier offence, so it would only cost its fee.
+        assert_eq!(
+            pool.insert(&state, report(2, 0, 100, 1, 3), rng()),
+            Err(MempoolError::EvidencePending(offender))
+        );
+        // Not evidence (the same value twice), and from a key with no stake.
+        assert_eq!(
+            pool.insert(&state, report(2, 0, 100, 1, 1), rng()),
+            Err(MempoolError::Tx(TxError::Evidence(
+                EvidenceError::SameValue
+            )))
+        );
+        assert_eq!(
+            pool.insert(&state, report(2, 0, 3, 1, 2), rng()),
+            Err(MempoolError::Tx(TxError::Evidence(
+                EvidenceError::NotAValidator(addr(3))
+            )))
+        );
+        // Two heights ahead: not yet.
+        assert!(matches!(
+            pool.insert(&state, report(2, 0, 100, 2, 2), rng()),
+            Err(MempoolError::Tx(TxError::Evidence(
+                EvidenceError::FromTheFuture { .. }
+            )))
+        ));
+        // Once the pending report leaves the pool, another may enter.
+        let header = BlockHeader {
+            height: 1,
+            time: 1000,
+            proposer: offender,
+        };
+        let mut next = state.clone();
+        let txs = pool.batch(10, 1 << 20);
+        assert_eq!(txs.len(), 1);
+        next.apply_block(&header, &txs).unwrap();
+        pool.on_block(&next);
+        assert!(pool.is_empty());
+        // The offence at 1 is punished now: a report of it is refused.
+        assert!(matches!(
+            pool.insert(&next, report(2, 0, 100, 1, 3), rng()),
+            Err(MempoolError::Tx(TxError::Evidence(
+                EvidenceError::AlreadyPunished { .. }
+            )))
+        ));
     }
 
     #[test]

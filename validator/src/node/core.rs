@@ -2,23 +2,20 @@
 //! state and the store) plus the mempool and the query side, fed events with the
 //! time, answering with [`Out`]puts the async layer carries out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use nodus_identity::SecretKey;
 use rand::rngs::OsRng;
 
 use crate::consensus::{Engine, EngineError, Input, Output, UnixMillis};
-use crate::mempool::{Mempool, MempoolConfig};
+use crate::mempool::{Admitted, Mempool, MempoolConfig, MempoolError};
 use crate::rpc::{
     AccountInfo, Gossip, HeightInfo, MAX_SUBMIT_TXS, Query, Request, Response, RpcError, TxLocation,
 };
-use crate::state::tx::{SignedTx, TxStatus, tx_id};
+use crate::state::tx::{SignedTx, TxStatus};
 use crate::state::{Address, Hash, State};
 use crate::storage::Store;
 use crate::{Tx, TxBody};
-
-/// Heights whose receipts are kept for [`Query::Block`] and [`Query::Tx`].
-pub const RECEIPT_HISTORY: usize = 4_096;
 
 /// What the async layer must do.
 #[derive(Debug, Clone)]
@@ -39,8 +36,6 @@ pub struct Core<S: Store> {
     mempool: Mempool,
     max_block_txs: usize,
     max_block_bytes: usize,
-    receipts: VecDeque<(u64, Vec<TxStatus>)>,
-    tx_index: HashMap<Hash, (u64, usize)>,
 }
 
 impl<S: Store> std::fmt::Debug for Core<S> {
@@ -70,8 +65,6 @@ impl<S: Store> Core<S> {
             mempool: Mempool::new(mempool),
             max_block_txs,
             max_block_bytes,
-            receipts: VecDeque::new(),
-            tx_index: HashMap::new(),
         }
     }
 
@@ -131,7 +124,8 @@ impl<S: Store> Core<S> {
             }
             Gossip::Txs(txs) => {
                 // Checked again here: a peer's word is not a signature check.
-                let _ = self.mempool.insert_batch(self.engine.state(), txs, OsRng);
+                let results = self.mempool.insert_batch(self.engine.state(), txs, OsRng);
+                self.note_verified(&results);
                 Ok(Vec::new())
             }
         }
@@ -148,6 +142,7 @@ impl<S: Store> Core<S> {
                 let results = self
                     .mempool
                     .insert_batch(self.engine.state(), txs.clone(), OsRng);
+                self.note_verified(&results);
                 let admitted: Vec<SignedTx> = txs
                     .into_iter()
                     .zip(&results)
@@ -164,11 +159,39 @@ impl<S: Store> Core<S> {
         (resp, out)
     }
 
-    fn receipts_of(&self, height: u64) -> Option<&Vec<TxStatus>> {
-        self.receipts
-            .iter()
-            .find(|(h, _)| *h == height)
-            .map(|(_, r)| r)
+    /// Tells the engine which transactions the mempool just verified, so its
+    /// block checks skip their signatures.
+    fn note_verified(&mut self, results: &[Result<Admitted, MempoolError>]) {
+        for admitted in results.iter().flatten() {
+            self.engine.note_verified(admitted.id);
+        }
+    }
+
+    /// Receipts of a committed block, from the store (they survive restarts).
+    fn receipts_of(&self, height: u64) -> Option<Vec<TxStatus>> {
+        match self.engine.store().receipts(height) {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::warn!(%error, height, "cannot read receipts");
+                None
+            }
+        }
+    }
+
+    /// Where a transaction was committed and its receipt.
+    fn committed_tx(&self, id: &Hash) -> Option<(u64, TxStatus)> {
+        let (height, i) = match self.engine.store().tx_location(id) {
+            Ok(loc) => loc?,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the transaction index");
+                return None;
+            }
+        };
+        let status = self
+            .receipts_of(height)?
+            .get(usize::try_from(i).ok()?)?
+            .clone();
+        Some((height, status))
     }
 
     fn query(&self, q: Query) -> Response {
@@ -201,18 +224,12 @@ impl<S: Store> Core<S> {
             Query::Height => Response::Height(self.head()),
             Query::Block(h) => {
                 let block = self.engine.store().block(h).ok().flatten();
-                let receipts = self.receipts_of(h).cloned().unwrap_or_default();
+                let receipts = self.receipts_of(h).unwrap_or_default();
                 Response::Block(block.map(|b| (Box::new(b), receipts)))
             }
             Query::Farming(n) => Response::Farming(s.farming(&n)),
-            Query::Tx(id) => Response::Tx(match self.tx_index.get(&id) {
-                Some((height, i)) => match self.receipts_of(*height).and_then(|r| r.get(*i)) {
-                    Some(status) => TxLocation::Included {
-                        height: *height,
-                        status: status.clone(),
-                    },
-                    None => TxLocation::Unknown,
-                },
+            Query::Tx(id) => Response::Tx(match self.committed_tx(&id) {
+                Some((height, status)) => TxLocation::Included { height, status },
                 None if self.mempool.contains(&id) => TxLocation::Pending,
                 None => TxLocation::Unknown,
             }),
@@ -239,19 +256,9 @@ impl<S: Store> Core<S> {
                 Output::Decided(decided) => {
                     let block = &decided.block.block;
                     let height = block.header.height;
+                    // Receipts and the transaction index were stored with the
+                    // block, in the same write.
                     self.mempool.on_block(self.engine.state());
-                    for (i, tx) in block.txs.iter().enumerate() {
-                        if let Ok(id) = tx_id(tx) {
-                            self.tx_index.insert(id, (height, i));
-                        }
-                    }
-                    self.receipts
-                        .push_back((height, decided.outcome.receipts.clone()));
-                    while self.receipts.len() > RECEIPT_HISTORY {
-                        if let Some((old, _)) = self.receipts.pop_front() {
-                            self.tx_index.retain(|_, (h, _)| *h != old);
-                        }
-                    }
                     tracing::info!(
                         height,
                         txs = block.txs.len(),
@@ -272,7 +279,10 @@ impl<S: Store> Core<S> {
                         Ok(tx) => {
                             let r = self.mempool.insert(state, tx.clone(), OsRng);
                             match r {
-                                Ok(_) => out.push(Out::Gossip(Gossip::Txs(vec![tx]))),
+                                Ok(admitted) => {
+                                    self.engine.note_verified(admitted.id);
+                                    out.push(Out::Gossip(Gossip::Txs(vec![tx])));
+                                }
                                 Err(error) => {
                                     tracing::warn!(%error, "evidence transaction refused");
                                 }

@@ -10,8 +10,10 @@
 //!   admits every key: validator keys (from genesis and the peer list) as
 //!   `Operator`, any other as `Tenant`; what a request may do is decided again
 //!   from the current validator set.
-//! - One task per peer validator keeps an outbound connection, reconnecting with
-//!   backoff, and writes our gossip to one ordered push stream on it.
+//! - Two tasks per peer validator each keep an outbound connection, reconnecting
+//!   with backoff, and write our gossip to one ordered push stream on it: one for
+//!   consensus messages, one for transaction gossip, so votes never wait behind
+//!   transactions. The core reads consensus gossip from its own queue first.
 //!
 //! [`start`] returns a [`NodeHandle`]; [`NodeHandle::shutdown`] stops everything
 //! in order (the CLI calls it on SIGTERM).
@@ -45,8 +47,10 @@ pub const PEER_QUEUE: usize = 8_192;
 /// Largest frame on the chain ALPN (16 MiB): a proposal carries a whole block,
 /// well above the wire's 1 MiB default for interactive protocols.
 pub const MAX_FRAME_LEN: usize = 16 << 20;
-/// Requests and gossip queued for the core.
+/// Requests and transaction gossip queued for the core.
 const INBOX: usize = 16_384;
+/// Consensus messages queued for the core (their own queue, served first).
+const CONSENSUS_INBOX: usize = 16_384;
 
 /// Why the node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +153,7 @@ pub async fn start<S: Store + Send + 'static>(
     );
     let (head_tx, head_rx) = watch::channel(core.head());
     let (inbox_tx, inbox_rx) = mpsc::channel::<Input>(INBOX);
+    let (consensus_tx, consensus_rx) = mpsc::channel::<Input>(CONSENSUS_INBOX);
 
     // Validators we know of: genesis and the configured peers.
     let mut known: Vec<PublicKey> = config.peers.iter().map(|p| p.key).collect();
@@ -167,7 +172,9 @@ pub async fn start<S: Store + Send + 'static>(
     };
     let inbox = inbox_tx.clone();
     let server = ServerBuilder::new(&key, Arc::new(authorizer))
-        .route(Alpn::Chain, move |conn| serve(conn, inbox.clone()))
+        .route(Alpn::Chain, move |conn| {
+            serve(conn, inbox.clone(), consensus_tx.clone())
+        })
         .max_frame_len(MAX_FRAME_LEN)
         .bind(config.listen)?;
     let local_addr = server.local_addr();
@@ -179,13 +186,17 @@ pub async fn start<S: Store + Send + 'static>(
         if peer.key == key.public() {
             continue;
         }
-        let (tx, rx) = mpsc::channel(PEER_QUEUE);
-        peers.insert(Address::from(peer.key), tx);
-        tokio::spawn(dial(client.clone(), peer.clone(), rx));
+        // Two connections per peer: consensus messages never queue behind
+        // megabytes of transaction gossip on one ordered stream.
+        let (consensus, consensus_rx) = mpsc::channel(PEER_QUEUE);
+        let (txs, txs_rx) = mpsc::channel(PEER_QUEUE);
+        peers.insert(Address::from(peer.key), PeerQueues { consensus, txs });
+        tokio::spawn(dial(client.clone(), peer.clone(), consensus_rx));
+        tokio::spawn(dial(client.clone(), peer.clone(), txs_rx));
     }
     let (stop_tx, stop_rx) = oneshot::channel();
     let task = tokio::spawn(async move {
-        let result = drive(core, inbox_rx, peers, head_tx, stop_rx).await;
+        let result = drive(core, inbox_rx, consensus_rx, peers, head_tx, stop_rx).await;
         server.close();
         client.close();
         result
@@ -201,10 +212,16 @@ pub async fn start<S: Store + Send + 'static>(
 }
 
 /// The core's task: inputs and the engine's deadlines, until stopped.
+///
+/// Consensus messages and due timers go before requests and transaction gossip
+/// (`biased` select): under a flood of submissions the core would otherwise
+/// spend seconds verifying transactions while votes and proposals wait behind
+/// them, rounds time out, and nothing commits until the flood is over.
 async fn drive<S: Store + Send + 'static>(
     mut core: Core<S>,
     mut inbox: mpsc::Receiver<Input>,
-    peers: HashMap<Address, mpsc::Sender<Arc<Gossip>>>,
+    mut consensus: mpsc::Receiver<Input>,
+    peers: HashMap<Address, PeerQueues>,
     head: watch::Sender<HeightInfo>,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), NodeError> {
@@ -216,9 +233,13 @@ async fn drive<S: Store + Send + 'static>(
         });
         let deadline = Instant::now() + wait;
         let out = tokio::select! {
+            biased;
             _ = &mut stop => break,
             () = tokio::time::sleep_until(deadline.into()) => {
                 tokio::task::block_in_place(|| core.tick(now_ms()))?
+            }
+            Some(Input::Gossip { from, gossip }) = consensus.recv() => {
+                tokio::task::block_in_place(|| core.on_gossip(from, gossip, now_ms()))?
             }
             input = inbox.recv() => match input {
                 None => break,
@@ -238,11 +259,24 @@ async fn drive<S: Store + Send + 'static>(
     Ok(())
 }
 
-fn dispatch(
-    out: Vec<Out>,
-    peers: &HashMap<Address, mpsc::Sender<Arc<Gossip>>>,
-    head: &watch::Sender<HeightInfo>,
-) {
+/// The outbound queues to one peer validator, each its own connection.
+struct PeerQueues {
+    /// Consensus messages.
+    consensus: mpsc::Sender<Arc<Gossip>>,
+    /// Transaction gossip.
+    txs: mpsc::Sender<Arc<Gossip>>,
+}
+
+impl PeerQueues {
+    fn for_gossip(&self, g: &Gossip) -> &mpsc::Sender<Arc<Gossip>> {
+        match g {
+            Gossip::Consensus(_) => &self.consensus,
+            Gossip::Txs(_) => &self.txs,
+        }
+    }
+}
+
+fn dispatch(out: Vec<Out>, peers: &HashMap<Address, PeerQueues>, head: &watch::Sender<HeightInfo>) {
     let send = |tx: &mpsc::Sender<Arc<Gossip>>, g: Arc<Gossip>| {
         if tx.try_send(g).is_err() {
             tracing::debug!("peer queue full or closed; message dropped");
@@ -252,13 +286,13 @@ fn dispatch(
         match o {
             Out::Gossip(g) => {
                 let g = Arc::new(g);
-                for tx in peers.values() {
-                    send(tx, g.clone());
+                for queues in peers.values() {
+                    send(queues.for_gossip(&g), g.clone());
                 }
             }
             Out::GossipTo(to, g) => {
-                if let Some(tx) = peers.get(&to) {
-                    send(tx, Arc::new(g));
+                if let Some(queues) = peers.get(&to) {
+                    send(queues.for_gossip(&g), Arc::new(g));
                 }
             }
             Out::Committed(info) => {
@@ -269,17 +303,23 @@ fn dispatch(
 }
 
 /// One inbound connection: gossip streams (read in order) and requests.
-async fn serve(conn: Connection, inbox: mpsc::Sender<Input>) {
+/// Consensus gossip goes to the core's priority queue.
+async fn serve(conn: Connection, inbox: mpsc::Sender<Input>, consensus: mpsc::Sender<Input>) {
     let peer = Address::from(*conn.peer());
     let gossip_conn = conn.clone();
     let gossip_inbox = inbox.clone();
     tokio::spawn(async move {
         while let Ok(Some(mut stream)) = gossip_conn.accept_push_stream().await {
             let inbox = gossip_inbox.clone();
+            let consensus = consensus.clone();
             tokio::spawn(async move {
                 loop {
                     match stream.recv::<Gossip>().await {
                         Ok(Some(gossip)) => {
+                            let inbox = match gossip {
+                                Gossip::Consensus(_) => &consensus,
+                                Gossip::Txs(_) => &inbox,
+                            };
                             if inbox
                                 .send(Input::Gossip { from: peer, gossip })
                                 .await

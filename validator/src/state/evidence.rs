@@ -12,6 +12,12 @@
 //! `jail_period_blocks`. One offence is punished once: the chain remembers each
 //! punished (validator, height), so the same evidence — or another pair of votes
 //! from the same height — submitted again is refused and slashes nothing more.
+//! One jail also covers every *other* offence the key committed before it came
+//! back: while jailed, and afterwards for any height up to its unjail, evidence is
+//! refused with [`EvidenceError::CoveredByJail`] (see
+//! [`Stake::slashable_from`](super::stake::Stake::slashable_from)). A key that
+//! double-signed at several heights before its first evidence was committed is
+//! therefore slashed once, not once per height.
 //! Evidence older than `max_evidence_age_blocks` is refused (that limit is below
 //! the unbonding period, so the stake that signed is still there).
 
@@ -156,6 +162,15 @@ pub enum EvidenceError {
         /// The height.
         height: u64,
     },
+    /// The validator is jailed, or its offence at this height predates a jail it
+    /// has served: that jail punished it already.
+    #[error("{validator} is or was jailed for offences up to height {height}")]
+    CoveredByJail {
+        /// The validator.
+        validator: Address,
+        /// The evidence height.
+        height: u64,
+    },
 }
 
 impl Evidence {
@@ -180,13 +195,11 @@ impl Evidence {
 }
 
 impl State {
-    /// Checks evidence against the chain and punishes the offender; returns the
-    /// amount slashed.
-    pub(crate) fn handle_evidence(
-        &mut self,
-        evidence: &Evidence,
-        events: &mut Vec<Event>,
-    ) -> Result<Amount, EvidenceError> {
+    /// Every check [`TxBody::ReportEvidence`](crate::TxBody::ReportEvidence)
+    /// makes against the chain, without changing it: `Ok` with the offender and
+    /// the height if the evidence would slash now. The mempool and a reporting
+    /// validator use it to leave out evidence the chain would refuse.
+    pub fn check_evidence(&self, evidence: &Evidence) -> Result<(Address, u64), EvidenceError> {
         let (validator, height) = evidence.verify(&self.chain_id)?;
         let current = self.height;
         if height > current {
@@ -200,9 +213,29 @@ impl State {
         if !has_stake {
             return Err(EvidenceError::NotAValidator(validator));
         }
-        if !self.punished.insert((validator, height)) {
+        if self.punished.contains(&(validator, height)) {
             return Err(EvidenceError::AlreadyPunished { validator, height });
         }
+        if self
+            .stakes
+            .get(&validator)
+            .is_some_and(|s| s.covers_offence_at(height))
+        {
+            return Err(EvidenceError::CoveredByJail { validator, height });
+        }
+        Ok((validator, height))
+    }
+
+    /// Checks evidence against the chain and punishes the offender; returns the
+    /// amount slashed.
+    pub(crate) fn handle_evidence(
+        &mut self,
+        evidence: &Evidence,
+        events: &mut Vec<Event>,
+    ) -> Result<Amount, EvidenceError> {
+        let (validator, height) = self.check_evidence(evidence)?;
+        let current = self.height;
+        self.punished.insert((validator, height));
         let jailed_until = current.saturating_add(self.params.jail_period_blocks);
         let amount = self.slash_and_jail(validator, self.params.slash_fraction_bps, jailed_until);
         events.push(Event::Slashed {

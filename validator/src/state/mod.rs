@@ -371,11 +371,30 @@ impl State {
         txs: &[SignedTx],
         rng: R,
     ) -> Result<BlockOutcome, BlockError> {
+        self.apply_block_batched_skipping(header, txs, rng, |_| false)
+    }
+
+    /// [`State::apply_block_batched`], leaving out of the batch every transaction
+    /// for which `verified` returns true: it counts as correctly signed.
+    /// `verified` must answer true only for a transaction whose exact signed bytes
+    /// and signature verified under ZIP-215 rules before (the engine keys such a
+    /// cache by [`tx::tx_id`], which hashes both); then the outcome is identical.
+    pub fn apply_block_batched_skipping<R: rand::RngCore + rand::CryptoRng>(
+        &mut self,
+        header: &BlockHeader,
+        txs: &[SignedTx],
+        rng: R,
+        mut verified: impl FnMut(&SignedTx) -> bool,
+    ) -> Result<BlockOutcome, BlockError> {
         let mut batch = crate::signature::Batch::new();
         let mut verdicts: Vec<Result<(), crate::signature::SignatureError>> =
             Vec::with_capacity(txs.len());
         let mut queued = Vec::new();
         for (i, tx) in txs.iter().enumerate() {
+            if verified(tx) {
+                verdicts.push(Ok(()));
+                continue;
+            }
             match batch.push_statement(tx) {
                 Ok(()) => {
                     queued.push(i);

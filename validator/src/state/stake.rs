@@ -14,6 +14,11 @@
 //! - **Jail**: a double-signer is left out of the set until it sends `Unjail`,
 //!   which is accepted from height `jailed_until` on (so coming back is a
 //!   deliberate act of its operator, not a timer).
+//! - **One punishment per jail**: a key can double-sign at several heights before
+//!   the evidence of its first offence is committed. The jail covers all of them:
+//!   while jailed it is not slashed again, and after `Unjail` at height `u`,
+//!   evidence for any height up to `u` is refused ([`Stake::slashable_from`]).
+//!   Only an offence committed after it came back slashes again.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +32,10 @@ pub struct Stake {
     pub bonded: Amount,
     /// If jailed: the first height at which `Unjail` is accepted.
     pub jailed_until: Option<u64>,
+    /// Double-sign evidence for heights below this slashes nothing: those
+    /// offences were committed before (or during) an earlier jail, which already
+    /// punished them. Set to the unjail height + 1 when the validator unjails.
+    pub slashable_from: u64,
 }
 
 impl Stake {
@@ -35,6 +44,7 @@ impl Stake {
         Self {
             bonded: amount,
             jailed_until: None,
+            slashable_from: 0,
         }
     }
 
@@ -42,6 +52,12 @@ impl Stake {
     /// height `jailed_until` on.
     pub fn is_jailed(&self) -> bool {
         self.jailed_until.is_some()
+    }
+
+    /// True if an offence at `height` is already covered by a jail (the current
+    /// one, or one the validator has served): evidence for it must not slash.
+    pub fn covers_offence_at(&self, height: u64) -> bool {
+        self.is_jailed() || height < self.slashable_from
     }
 }
 
@@ -172,6 +188,9 @@ impl State {
             Some(until) if self.height < until => Err(StakeError::StillJailed { until }),
             Some(_) => {
                 stake.jailed_until = None;
+                // It votes again from the next height; everything it signed up to
+                // here was covered by the jail it served.
+                stake.slashable_from = self.height.saturating_add(1);
                 Ok(())
             }
         }
@@ -200,18 +219,21 @@ impl State {
 
     /// Slashes `bps` of `who`'s bonded and unbonding stake (each rounded down) and
     /// jails it. Returns the amount destroyed.
+    ///
+    /// The jail is recorded even for a key whose stake is all unbonding (a record
+    /// with nothing bonded), so its other offences from before the jail cannot
+    /// slash it again.
     pub(crate) fn slash_and_jail(&mut self, who: Address, bps: u32, jailed_until: u64) -> Amount {
         let mut destroyed: Amount = 0;
-        if let Some(stake) = self.stakes.get_mut(&who) {
-            let cut = super::math::bps_of(stake.bonded, bps);
-            stake.bonded -= cut.min(stake.bonded);
-            destroyed = destroyed.saturating_add(cut);
-            stake.jailed_until = Some(
-                stake
-                    .jailed_until
-                    .map_or(jailed_until, |j| j.max(jailed_until)),
-            );
-        }
+        let stake = self.stakes.entry(who).or_default();
+        let cut = super::math::bps_of(stake.bonded, bps);
+        stake.bonded -= cut.min(stake.bonded);
+        destroyed = destroyed.saturating_add(cut);
+        stake.jailed_until = Some(
+            stake
+                .jailed_until
+                .map_or(jailed_until, |j| j.max(jailed_until)),
+        );
         for ((_, address), amount) in self.unbonding.iter_mut() {
             if *address == who {
                 let cut = super::math::bps_of(*amount, bps);

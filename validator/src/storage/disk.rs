@@ -5,9 +5,14 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `blocks` | height | [`CommittedBlock`] |
+//! | `receipts` | height | the block's receipts, `Vec<`[`TxStatus`]`>` |
+//! | `txs` | transaction id | (height, index in the block) of its first inclusion |
 //! | `meta` | `"state"` | the [`State`] after the last committed block |
 //! | `wal` | (height, sequence) | [`WalRecord`] |
 //! | `signed` | (height, round, step) | [`SignRecord`] |
+//!
+//! A block, its state and its receipts share one write transaction, so a
+//! receipt is never missing for a stored block nor stored without it.
 //!
 //! Blocks and sign records commit with `Durability::Immediate` (redb's default):
 //! `commit` returns only once the data is on disk, and redb's copy-on-write
@@ -22,8 +27,12 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use super::{SignRecord, SignStep, Store, StoreError, WalRecord};
 use crate::State;
 use crate::consensus::message::CommittedBlock;
+use crate::state::Hash;
+use crate::state::tx::{TxStatus, tx_id};
 
 const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
+const TXS: TableDefinition<'_, &[u8; 32], (u64, u32)> = TableDefinition::new("txs");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const WAL: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("wal");
 const SIGNED: TableDefinition<'_, (u64, u32, u8), &[u8]> = TableDefinition::new("signed");
@@ -80,6 +89,8 @@ impl DiskStore {
         {
             // Create every table up front, so readers never meet a missing one.
             txn.open_table(BLOCKS).map_err(dberr)?;
+            txn.open_table(RECEIPTS).map_err(dberr)?;
+            txn.open_table(TXS).map_err(dberr)?;
             txn.open_table(META).map_err(dberr)?;
             txn.open_table(WAL).map_err(dberr)?;
             txn.open_table(SIGNED).map_err(dberr)?;
@@ -121,16 +132,42 @@ impl Store for DiskStore {
         }
     }
 
-    fn commit(&mut self, block: &CommittedBlock, state: &State) -> Result<(), StoreError> {
+    fn commit(
+        &mut self,
+        block: &CommittedBlock,
+        state: &State,
+        receipts: &[TxStatus],
+    ) -> Result<(), StoreError> {
         let height = block.block.header.height;
         let block_bytes = postcard::to_allocvec(block)?;
         let state_bytes = postcard::to_allocvec(state)?;
+        let receipt_bytes = postcard::to_allocvec(receipts)?;
+        // A transaction whose bytes cannot be encoded has no id; it was refused
+        // in the block and cannot be asked about.
+        let ids: Vec<(Hash, u32)> = block
+            .block
+            .txs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tx)| Some((tx_id(tx).ok()?, u32::try_from(i).ok()?)))
+            .collect();
         let txn = self.db.begin_write().map_err(dberr)?;
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(dberr)?;
             blocks
                 .insert(height, block_bytes.as_slice())
                 .map_err(dberr)?;
+            let mut stored = txn.open_table(RECEIPTS).map_err(dberr)?;
+            stored
+                .insert(height, receipt_bytes.as_slice())
+                .map_err(dberr)?;
+            let mut txs = txn.open_table(TXS).map_err(dberr)?;
+            for (id, i) in &ids {
+                // First inclusion wins: a later copy is a replay, refused.
+                if txs.get(id).map_err(dberr)?.is_none() {
+                    txs.insert(id, (height, *i)).map_err(dberr)?;
+                }
+            }
             let mut meta = txn.open_table(META).map_err(dberr)?;
             meta.insert(STATE_KEY, state_bytes.as_slice())
                 .map_err(dberr)?;
@@ -141,6 +178,21 @@ impl Store for DiskStore {
         }
         txn.commit().map_err(dberr)?;
         Ok(())
+    }
+
+    fn receipts(&self, height: u64) -> Result<Option<Vec<TxStatus>>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let receipts = txn.open_table(RECEIPTS).map_err(dberr)?;
+        match receipts.get(height).map_err(dberr)? {
+            Some(v) => Ok(Some(postcard::from_bytes(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn tx_location(&self, id: &Hash) -> Result<Option<(u64, u32)>, StoreError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let txs = txn.open_table(TXS).map_err(dberr)?;
+        Ok(txs.get(id).map_err(dberr)?.map(|v| v.value()))
     }
 
     fn wal_append(&mut self, height: u64, record: &WalRecord) -> Result<(), StoreError> {

@@ -6,9 +6,11 @@
 //! crash (`kill -9`, power loss). Two backends:
 //!
 //! - [`DiskStore`]: [`redb`], one file. One write transaction per decided block
-//!   holds the block, its commit certificate and the new state, and drops that
+//!   holds the block, its commit certificate, the new state, the block's receipts
+//!   (one [`TxStatus`] per transaction, indexed by transaction id) and drops that
 //!   height's WAL; so after a crash the store is exactly at the last committed
-//!   block, and the WAL holds the inputs of the height that was in progress.
+//!   block, receipts included, and the WAL holds the inputs of the height that
+//!   was in progress.
 //! - [`MemStore`]: the same contract in memory, for simulations and tests.
 //!
 //! The state is stored whole (postcard) at every commit: simple and exactly
@@ -28,6 +30,8 @@ use crate::State;
 use crate::consensus::context::{BlockHash, ProposedBlock};
 use crate::consensus::message::{CommittedBlock, SignedProposal, SignedVote};
 use crate::state::Address;
+use crate::state::Hash;
+use crate::state::tx::TxStatus;
 
 /// Which message a validator signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,10 +124,22 @@ pub trait Store {
     /// The committed block at `height`, if stored.
     fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError>;
 
-    /// Stores a decided block, its certificate and the state after it in one
-    /// atomic, durable write, and drops the WAL and sign records of heights up to
-    /// the block's.
-    fn commit(&mut self, block: &CommittedBlock, state: &State) -> Result<(), StoreError>;
+    /// Stores a decided block, its certificate, the state after it and the
+    /// block's receipts (one per transaction, in order) in one atomic, durable
+    /// write, indexes the block's transactions by id, and drops the WAL and sign
+    /// records of heights up to the block's.
+    fn commit(
+        &mut self,
+        block: &CommittedBlock,
+        state: &State,
+        receipts: &[TxStatus],
+    ) -> Result<(), StoreError>;
+
+    /// The receipts of the committed block at `height`, if stored.
+    fn receipts(&self, height: u64) -> Result<Option<Vec<TxStatus>>, StoreError>;
+
+    /// Where the transaction `id` was committed: (height, index in the block).
+    fn tx_location(&self, id: &Hash) -> Result<Option<(u64, u32)>, StoreError>;
 
     /// Appends to the WAL of `height`. It must be durable once a later
     /// [`Store::record_signed`] or [`Store::commit`] returns (it may be sooner).
@@ -147,8 +163,19 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError> {
         (**self).block(height)
     }
-    fn commit(&mut self, block: &CommittedBlock, state: &State) -> Result<(), StoreError> {
-        (**self).commit(block, state)
+    fn commit(
+        &mut self,
+        block: &CommittedBlock,
+        state: &State,
+        receipts: &[TxStatus],
+    ) -> Result<(), StoreError> {
+        (**self).commit(block, state, receipts)
+    }
+    fn receipts(&self, height: u64) -> Result<Option<Vec<TxStatus>>, StoreError> {
+        (**self).receipts(height)
+    }
+    fn tx_location(&self, id: &Hash) -> Result<Option<(u64, u32)>, StoreError> {
+        (**self).tx_location(id)
     }
     fn wal_append(&mut self, height: u64, record: &WalRecord) -> Result<(), StoreError> {
         (**self).wal_append(height, record)
