@@ -194,24 +194,8 @@ mod tests {
     use super::*;
     use crate::{
         power::PowerSource,
-        sensors::{
-            SensorKind,
-            i2c::{FakeSmbus, SmbusI2c, read_chip},
-        },
+        sensors::{SensorKind, i2c::fake_source as i2c_source},
     };
-
-    fn i2c_source(dir: &std::path::Path, board: &str) -> I2cSource {
-        let board_file = dir.join("i2c-board.json");
-        std::fs::write(&board_file, board).unwrap();
-        let mut fake = FakeSmbus::default();
-        fake.registers.insert((0x48, 0x00), 0x1a80);
-        fake.registers.insert((0x40, 0x01), 0x0fa0);
-        fake.registers.insert((0x40, 0x02), 0x5d98);
-        I2cSource {
-            board_file,
-            reader: Box::new(move |chip| read_chip(SmbusI2c::new(fake.clone()), chip)),
-        }
-    }
 
     #[test]
     fn configured_i2c_chips_join_the_sensors_and_meters() {

@@ -185,9 +185,15 @@ fn source_name(source: crate::power::PowerSource) -> String {
     }
 }
 
-/// Reads every counter under `root`. What cannot be read is left out and noted in
-/// `gaps`; a tick never fails as a whole.
-pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
+/// Reads every counter under `root`, plus the configured I2C chips when `i2c` is
+/// given (the live host's board file; see [`crate::sensors::i2c`]). What cannot be
+/// read is left out and noted in `gaps`; a tick never fails as a whole.
+pub fn read(
+    root: &SysRoot,
+    opts: ReadOptions,
+    i2c: Option<&crate::sensors::i2c::I2cSource>,
+    gaps: &mut Gaps,
+) -> Counters {
     let mut c = Counters::default();
 
     if let Some(text) = gaps.note("proc/stat", root.read_raw("proc/stat")) {
@@ -230,8 +236,15 @@ pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
     } else {
         Vec::new()
     };
+    // The board's I2C chips are read once too: their temperatures, voltages and
+    // currents are sensor series, each INA2xx is also an `i2c` power meter. Kept
+    // apart from `sensors` so an INA2xx's `power1` is not a second hwmon meter.
+    let i2c = match i2c {
+        Some(src) if opts.sensors || opts.power => src.collect(gaps),
+        _ => crate::sensors::i2c::I2cReadings::default(),
+    };
     if opts.sensors {
-        for s in &sensors {
+        for s in sensors.iter().chain(&i2c.sensors) {
             // Energy sensors are cumulative; they become watts as power meters.
             if s.kind == crate::sensors::SensorKind::Energy {
                 continue;
@@ -247,6 +260,7 @@ pub fn read(root: &SysRoot, opts: ReadOptions, gaps: &mut Gaps) -> Counters {
         // and waits on the BMC, far too slow for a 1 s tick.
         let mut meters = crate::power::rapl::collect(root, gaps);
         meters.extend(crate::power::from_sensors(&sensors));
+        meters.extend(i2c.meters);
         meters.extend(crate::power::power_supply::collect(root, gaps));
         for m in meters {
             let series = format!("power.{}.{}.watts", source_name(m.source), m.name);

@@ -45,8 +45,8 @@
 //! | `mem.available_bytes` | bytes | MemAvailable |
 //! | `disk.<name>.read_bps`, `.write_bps` | bytes/s | `/proc/diskstats` sector deltas, whole disks from `/sys/block` (not loop/ram) |
 //! | `nic.<name>.rx_bps`, `.tx_bps` | bytes/s | `/sys/class/net/<name>/statistics/{rx,tx}_bytes` deltas |
-//! | `sensor.<chip_id>.<sensor>` | SI unit of the sensor's kind (see [`unit()`]) | [`crate::sensors::collect`]; energy sensors excluded (they are power meters) |
-//! | `power.<source>.<name>.watts` | W | the inventory's meters ([`crate::power`]: RAPL, hwmon, power_supply; not IPMI DCMI, which runs `ipmitool`): `watts`, or the rate of `energy_joules` across RAPL wraps |
+//! | `sensor.<chip_id>.<sensor>` | SI unit of the sensor's kind (see [`unit()`]) | [`crate::sensors::collect`] and the board's I2C chips ([`crate::sensors::i2c`]); energy sensors excluded (they are power meters) |
+//! | `power.<source>.<name>.watts` | W | the inventory's meters ([`crate::power`]: RAPL, hwmon, power_supply, I2C INA2xx; not IPMI DCMI, which runs `ipmitool`): `watts`, or the rate of `energy_joules` across RAPL wraps |
 //! | `disk.<name>.smart_<counter>` | count | [`smart::batch`] from the inventory's SMART poll: `reallocated_sectors`, `pending_sectors`, `offline_uncorrectable`, `grown_defects`, `media_errors`; health's trend rules watch them |
 
 pub mod config;

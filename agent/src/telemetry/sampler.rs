@@ -13,7 +13,10 @@ use super::{
     history::Batch,
     rates::RateCore,
 };
-use crate::hal::{Gaps, SysRoot};
+use crate::{
+    hal::{Gaps, SysRoot},
+    sensors::i2c::I2cSource,
+};
 
 /// Maps the caller's monotonic clock to wall-clock time, once, at start. History
 /// times derive from the monotonic clock through it, so an NTP step neither
@@ -40,6 +43,7 @@ impl ClockAnchor {
 pub struct Sampler {
     root: SysRoot,
     read: ReadOptions,
+    i2c: Option<I2cSource>,
     interval: Duration,
     anchor: ClockAnchor,
     core: RateCore,
@@ -48,9 +52,11 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// A sampler over `root`; the first sample is due at `anchor.mono`.
+    /// A sampler over `root`; the first sample is due at `anchor.mono`. On the
+    /// live host it also samples the board's I2C chips, as the inventory does.
     pub fn new(root: SysRoot, config: &TelemetryConfig, anchor: ClockAnchor) -> Self {
         Self {
+            i2c: root.is_host().then(I2cSource::host),
             root,
             read: config.read,
             interval: config.interval,
@@ -59,6 +65,14 @@ impl Sampler {
             next_due: anchor.mono,
             gaps: Gaps::default(),
         }
+    }
+
+    /// Samples the I2C chips of `source` too (tests use a fake reader; a fixture
+    /// tree has no board file of its own).
+    #[must_use]
+    pub fn with_i2c(mut self, source: I2cSource) -> Self {
+        self.i2c = Some(source);
+        self
     }
 
     /// The interval between samples.
@@ -90,7 +104,7 @@ impl Sampler {
     /// Takes a sample now, whatever the schedule.
     pub fn sample(&mut self, now: Duration) -> Batch {
         let mut gaps = Gaps::default();
-        let counters = counters::read(&self.root, self.read, &mut gaps);
+        let counters = counters::read(&self.root, self.read, self.i2c.as_ref(), &mut gaps);
         self.gaps = gaps;
         Batch {
             unix_s: self.anchor.unix_s(now),
@@ -107,6 +121,44 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn i2c_chips_become_sensor_and_power_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::at(dir.path()).unwrap();
+        let source = crate::sensors::i2c::fake_source(
+            dir.path(),
+            r#"{"chips": [
+                {"bus": 1, "address": 72, "model": "lm75", "transfer": "smbus"},
+                {"bus": 1, "address": 64, "model": "ina219", "transfer": "smbus",
+                 "shunt_ohms": 0.1, "label": "rail"}
+            ]}"#,
+        );
+        let anchor = ClockAnchor {
+            mono: Duration::ZERO,
+            unix_ms: 0,
+        };
+        let mut s = Sampler::new(root, &TelemetryConfig::default(), anchor).with_i2c(source);
+        let batch = s.sample(Duration::ZERO);
+        let value = |name: &str| {
+            batch
+                .values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| (v * 1e3).round() / 1e3)
+        };
+        assert_eq!(value("sensor.i2c-1/0x48.temp1"), Some(26.5), "{batch:?}");
+        assert_eq!(value("sensor.i2c-1/0x40.in1"), Some(11.98), "{batch:?}");
+        assert_eq!(value("power.i2c.rail.watts"), Some(4.792), "{batch:?}");
+        // The INA219's power1 is a sensor series, never a second hwmon meter.
+        assert!(
+            !batch
+                .values
+                .iter()
+                .any(|(n, _)| n.starts_with("power.hwmon")),
+            "{batch:?}"
+        );
+    }
 
     #[test]
     fn anchor_maps_monotonic_to_unix_seconds() {

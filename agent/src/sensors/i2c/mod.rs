@@ -554,6 +554,24 @@ impl I2cSource {
     }
 }
 
+/// A source over a fake SMBus holding an LM75 at 0x48 reading 26.5 °C and an
+/// INA219 at 0x40 reading 40 mV shunt and 11.98 V bus, with `board` (JSON) as
+/// its board file in `dir`. For tests of what consumes I2C readings.
+#[cfg(test)]
+pub(crate) fn fake_source(dir: &Path, board: &str) -> I2cSource {
+    let board_file = dir.join("i2c-board.json");
+    #[allow(clippy::unwrap_used)]
+    std::fs::write(&board_file, board).unwrap();
+    let mut fake = FakeSmbus::default();
+    fake.registers.insert((0x48, 0x00), 0x1a80);
+    fake.registers.insert((0x40, 0x01), 0x0fa0);
+    fake.registers.insert((0x40, 0x02), 0x5d98);
+    I2cSource {
+        board_file,
+        reader: Box::new(move |chip| read_chip(SmbusI2c::new(fake.clone()), chip)),
+    }
+}
+
 impl fmt::Debug for I2cSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("I2cSource")
