@@ -12,7 +12,10 @@
 //!     cargo bench -p nodus-qemu --bench boot [-- PROFILE.toml ...]
 //! ```
 //! `NODUS_BENCH_RUNS` (default 1) runs each measurement that many times, reporting
-//! the median.
+//! the median. `NODUS_GUEST_BIN` (before `NODUS_BIN`) names the `nodus` put in the
+//! image, e.g. `target/guest/nodus` from `cargo build --profile guest --bin nodus`.
+//! The first run of each profile prints the boot timeline from the stamped
+//! console lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Bench code: a panic is a failure.
 
 use std::{
@@ -31,8 +34,10 @@ use nodus_qemu::{
 };
 
 fn nodus_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("NODUS_BIN") {
-        return p.into();
+    for var in ["NODUS_GUEST_BIN", "NODUS_BIN"] {
+        if let Some(p) = std::env::var_os(var) {
+            return p.into();
+        }
     }
     // target/<profile>/deps/boot-… → target/<profile>/nodus, else target/debug/nodus.
     let exe = std::env::current_exe().unwrap();
@@ -86,8 +91,9 @@ async fn floor_once(
 
 /// Prints the guest's boot timeline (the init's and the agent's stamped lines)
 /// with the host's view: the guest clock starts when the kernel does, so
-/// QEMU start → kernel start is the host ready time minus the guest stamp of the
-/// agent's `serving` mark (the snapshot arrives a few ms after it).
+/// QEMU start → kernel start is about the host ready time minus the guest stamp
+/// of the later of the agent's `serving` mark and the init's `network up` (the
+/// snapshot arrives a few ms after both).
 fn print_timeline(serial: &std::path::Path, ready: Duration) {
     let log = std::fs::read_to_string(serial).unwrap_or_default();
     let stamped: Vec<(f64, String)> = log
@@ -103,11 +109,21 @@ fn print_timeline(serial: &std::path::Path, ready: Duration) {
             ))
         })
         .collect();
-    let serving = stamped
-        .iter()
-        .find(|(_, l)| l.starts_with("nodus-agent: serving"))
-        .map(|(t, _)| *t);
-    let offset = serving.map(|s| ready.as_secs_f64() - s);
+    // The snapshot needs both the agent serving and the guest's address.
+    let stamp_of = |prefix: &str| {
+        stamped
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map(|(t, _)| *t)
+    };
+    let answered = match (
+        stamp_of("nodus-agent: serving"),
+        stamp_of("nodus-init: network up"),
+    ) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let offset = answered.map(|s| ready.as_secs_f64() - s);
     match offset {
         Some(o) => eprintln!("  timeline (host s since QEMU start; kernel started at ~{o:.2} s):"),
         None => eprintln!("  timeline (guest s since kernel start):"),

@@ -117,26 +117,13 @@ mod tests {
         (script, pid_file)
     }
 
-    fn alive(pid: i32) -> bool {
-        // A killed child that nobody reaped yet is a zombie: gone for our purpose.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    }
-
     #[tokio::test]
     async fn a_hanging_kvm_probe_falls_back_to_tcg_and_leaves_nothing_running() {
         let dir = tempfile::tempdir().unwrap();
         let (script, pid_file) = hanging_qemu(dir.path());
         let accel = probe_with(script.to_str().unwrap(), Duration::from_secs(2)).await;
         assert_eq!(accel, Accel::Tcg);
-        let pid: i32 = std::fs::read_to_string(&pid_file)
+        let pid: u32 = std::fs::read_to_string(&pid_file)
             .unwrap()
             .trim()
             .parse()
@@ -144,7 +131,7 @@ mod tests {
         // The group was SIGKILLed when the probe gave up; give the kernel a moment.
         let mut gone = false;
         for _ in 0..100 {
-            if !alive(pid) {
+            if !crate::vm::is_running(pid) {
                 gone = true;
                 break;
             }

@@ -66,8 +66,10 @@ pub struct BootArgs {
     /// The keystore whose key signed --image.
     #[arg(long, value_name = "KEYSTORE")]
     pub boot_key: Option<PathBuf>,
-    /// The `nodus` binary that builds the image (default: this one).
-    #[arg(long, value_name = "PATH")]
+    /// The `nodus` binary that builds the image and runs in it (default:
+    /// $NODUS_GUEST_BIN, else this one). An optimised build boots much faster
+    /// under emulation: `cargo build --profile guest --bin nodus`.
+    #[arg(long, value_name = "PATH", env = "NODUS_GUEST_BIN")]
     pub nodus: Option<PathBuf>,
     /// The accelerator. KVM hangs on the machines this was built on; `auto`
     /// probes it with a 3 s timeout first.

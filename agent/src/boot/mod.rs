@@ -248,7 +248,7 @@ mod linux {
             }
             if !announced {
                 announced = true;
-                match sys::uptime_secs() {
+                match super::timeline::uptime_secs() {
                     Some(up) => say(format_args!("ready: {up:.2} s since kernel start")),
                     None => say("ready"),
                 }

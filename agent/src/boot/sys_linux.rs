@@ -167,16 +167,6 @@ pub(super) fn end(how: End) -> ! {
     }
 }
 
-/// Seconds since the kernel started (from /proc/uptime).
-pub(super) fn uptime_secs() -> Option<f64> {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// The event devices of the input devices named "Power Button" (the ACPI
 /// `button` driver's; QEMU's `system_powerdown` presses it).
 pub(super) fn power_buttons(sys: &Path) -> Vec<PathBuf> {

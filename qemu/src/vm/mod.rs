@@ -120,6 +120,19 @@ pub fn spawn_in_group(cmd: &mut Command, program: &str) -> Result<(Child, GroupG
     Ok((child, GroupGuard::new(pid)))
 }
 
+/// Whether process `pid` still runs: it exists and is not a zombie (a killed
+/// child nobody has reaped yet counts as gone).
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the parenthesised command name, which may hold spaces.
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 /// A free UDP port on 127.0.0.1 for the QUIC forward. QEMU binds it a moment
 /// later; a collision in between makes QEMU fail at start with a clear message.
 pub fn free_udp_port() -> std::io::Result<u16> {
