@@ -346,11 +346,23 @@ impl Mempool {
             TxBody::ReportEvidence { evidence } => {
                 let offender = match state.check_evidence(evidence) {
                     Ok((offender, _)) => offender,
-                    // Spotted at the height in progress: valid in the next block.
+                    // Spotted at the height in progress: valid in the next block,
+                    // unless a jail already covers it.
                     Err(EvidenceError::FromTheFuture { height, current })
                         if height == current.saturating_add(1) =>
                     {
-                        evidence.first.validator
+                        let offender = evidence.first.validator;
+                        if state
+                            .stake(&offender)
+                            .is_some_and(|s| s.covers_offence_at(height))
+                        {
+                            let e = EvidenceError::CoveredByJail {
+                                validator: offender,
+                                height,
+                            };
+                            return Err(TxError::Evidence(e).into());
+                        }
+                        offender
                     }
                     Err(e) => return Err(TxError::Evidence(e).into()),
                 };

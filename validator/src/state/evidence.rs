@@ -201,17 +201,17 @@ impl State {
     /// validator use it to leave out evidence the chain would refuse.
     pub fn check_evidence(&self, evidence: &Evidence) -> Result<(Address, u64), EvidenceError> {
         let (validator, height) = evidence.verify(&self.chain_id)?;
+        let has_stake = self.stakes.get(&validator).is_some_and(|s| s.bonded > 0)
+            || self.unbonding.keys().any(|(_, a)| *a == validator);
+        if !has_stake {
+            return Err(EvidenceError::NotAValidator(validator));
+        }
         let current = self.height;
         if height > current {
             return Err(EvidenceError::FromTheFuture { height, current });
         }
         if current - height > self.params.max_evidence_age_blocks {
             return Err(EvidenceError::TooOld { height, current });
-        }
-        let has_stake = self.stakes.get(&validator).is_some_and(|s| s.bonded > 0)
-            || self.unbonding.keys().any(|(_, a)| *a == validator);
-        if !has_stake {
-            return Err(EvidenceError::NotAValidator(validator));
         }
         if self.punished.contains(&(validator, height)) {
             return Err(EvidenceError::AlreadyPunished { validator, height });
