@@ -22,6 +22,8 @@ use tokio::sync::watch;
 /// Each connection attempt's limit; the guest may still be configuring its
 /// address when the first ones go out.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a new attempt starts while earlier ones are pending.
+const ATTEMPT_EVERY: Duration = Duration::from_millis(250);
 
 /// Why the agent could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +84,12 @@ impl Drop for AgentView {
 }
 
 impl AgentView {
-    /// Connects (retrying until `deadline`), says hello, and waits for the
-    /// snapshot.
+    /// Connects, says hello, and waits for the snapshot, within `within`.
+    ///
+    /// A new attempt starts every [`ATTEMPT_EVERY`] while earlier ones are still
+    /// pending, and the first to get a snapshot wins: an Initial packet sent
+    /// before the guest had its address is lost, and waiting for QUIC to
+    /// retransmit it would add up to a second to the measured boot-to-ready.
     pub async fn connect(
         addr: SocketAddr,
         node: PublicKey,
@@ -93,28 +99,44 @@ impl AgentView {
         let start = Instant::now();
         let client = Client::new(key).map_err(ViewError::Client)?;
         let mut last = String::from("no attempt");
+        let mut pending = tokio::task::JoinSet::new();
+        let mut next = tokio::time::Instant::now();
         while start.elapsed() < within {
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(&client, addr, node)).await {
-                Ok(Ok((inventory, send, recv, conn))) => {
-                    let ready_at = Instant::now();
-                    let (tx, rx) = watch::channel(ViewState {
-                        inventory,
-                        updates: 1,
-                        end: None,
-                    });
-                    let task = tokio::spawn(follow(send, recv, conn, tx));
-                    return Ok(Self {
-                        rx,
-                        task,
-                        _client: client,
-                        ready_at,
-                    });
-                }
-                Ok(Err(e)) => last = e,
-                Err(_) => last = "attempt timed out".into(),
+            if tokio::time::Instant::now() >= next {
+                let c = client.clone();
+                pending.spawn(async move {
+                    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(&c, addr, node)).await {
+                        Ok(r) => r,
+                        Err(_) => Err("attempt timed out".to_owned()),
+                    }
+                });
+                next += ATTEMPT_EVERY;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                Some(done) = pending.join_next() => match done {
+                    Ok(Ok((inventory, send, recv, conn))) => {
+                        let ready_at = Instant::now();
+                        pending.abort_all();
+                        let (tx, rx) = watch::channel(ViewState {
+                            inventory,
+                            updates: 1,
+                            end: None,
+                        });
+                        let task = tokio::spawn(follow(send, recv, conn, tx));
+                        return Ok(Self {
+                            rx,
+                            task,
+                            _client: client,
+                            ready_at,
+                        });
+                    }
+                    Ok(Err(e)) => last = e,
+                    Err(e) => last = e.to_string(),
+                },
+                _ = tokio::time::sleep_until(next) => {}
+            }
         }
+        pending.abort_all();
         Err(ViewError::Unreachable {
             addr,
             after: start.elapsed(),

@@ -188,14 +188,15 @@ impl Image {
     }
 }
 
-/// A copy of `nodus` without debug sections, for the guest: a dev build carries
-/// ~80 MB of line tables that the guest's kernel would unpack and the init would
-/// hash on every boot under TCG. Falls back to the binary itself when `strip`
-/// (binutils) is missing.
+/// A stripped copy of `nodus` for the guest: a dev build carries ~80 MB of line
+/// tables, any build several MB of symbols, that the guest's kernel would unpack
+/// and the init would hash on every boot under TCG (the init starts the agent
+/// without `RUST_BACKTRACE`, so the symbols would serve nothing). Falls back to
+/// the binary itself when `strip` (binutils) is missing.
 async fn stripped_copy(nodus: &Path, dir: &Path) -> PathBuf {
     let copy = dir.join("nodus");
     let ok = tokio::process::Command::new("strip")
-        .arg("--strip-debug")
+        .arg("--strip-all")
         .arg("-o")
         .arg(&copy)
         .arg(nodus)
