@@ -86,7 +86,7 @@ impl Drop for AgentView {
 impl AgentView {
     /// Connects, says hello, and waits for the snapshot, within `within`.
     ///
-    /// A new attempt starts every [`ATTEMPT_EVERY`] while earlier ones are still
+    /// A new attempt starts every 250 ms while earlier ones are still
     /// pending, and the first to get a snapshot wins: an Initial packet sent
     /// before the guest had its address is lost, and waiting for QUIC to
     /// retransmit it would add up to a second to the measured boot-to-ready.
