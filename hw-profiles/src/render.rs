@@ -493,6 +493,24 @@ fn i2c(p: &Profile, t: &Tree<'_>) -> Result<(), RenderError> {
                 }
             }
         }
+        // The kernel's ina2xx driver derives current and power from the shunt
+        // voltage and its `shunt_resistor` (µΩ): curr1 in mA, power1 in µW.
+        let lsb = match c.chip {
+            // (shunt µV, bus mV) per LSB, as above.
+            Chip::Ina219 => Some((10.0, 4.0, 3)),
+            Chip::Ina226 => Some((2.5, 1.25, 0)),
+            Chip::Lm75 | Chip::Tmp102 => None,
+        };
+        if let (Some((shunt_lsb, bus_lsb, bus_shift)), Some(ohms), Some(shunt), Some(bus)) =
+            (lsb, c.shunt_ohms, reg(1), reg(2))
+        {
+            let shunt_uv = f64::from(shunt as i16) * shunt_lsb;
+            let bus_mv = f64::from(bus >> bus_shift) * bus_lsb;
+            let ma = shunt_uv / ohms / 1000.0;
+            t.line(&format!("{hw}/shunt_resistor"), (ohms * 1e6).round())?;
+            t.line(&format!("{hw}/curr1_input"), ma.round())?;
+            t.line(&format!("{hw}/power1_input"), (ma * bus_mv).round())?;
+        }
         t.link(&format!("{hw}/device"), &dev)?;
         t.link(&format!("sys/class/hwmon/hwmon{}", 10 + idx), &hw)?;
     }

@@ -164,7 +164,9 @@ mod tests {
             ],
             "sensors": [
                 {"kind": "temperature", "value": 26.5},
-                {"kind": "voltage", "value": 11.98}
+                {"kind": "voltage", "value": 11.98},
+                {"kind": "current", "value": 0.4},
+                {"kind": "power", "value": 4.792}
             ],
             "capacity": {"sru_bytes": 100, "hru_bytes": 20},
             "health": {"status": "ok", "findings": []}
