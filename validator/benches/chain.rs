@@ -13,7 +13,9 @@
 //! `cargo bench -p nodus-validator --bench chain`. Knobs: NODUS_BENCH_TXS
 //! (default 20000), NODUS_BENCH_SAMPLES (default 40), NODUS_BENCH_WORKERS (tokio
 //! worker threads, default 2); NODUS_BENCH_BLOCKS=1 lists each block of the
-//! throughput run (transactions, decision round, when it was seen).
+//! throughput run (transactions, decision round, when it was seen);
+//! NODUS_BENCH_PROPOSE_MS overrides the round-0 propose timeout (an experiment:
+//! the default is the engine's).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use nodus_identity::{AccountId, SecretKey};
 use nodus_validator::consensus::EngineConfig;
+use nodus_validator::consensus::engine::DEFAULT_PROPOSE_MS;
 use nodus_validator::mempool::MempoolConfig;
 use nodus_validator::node::config::{Endpoint, NodeConfig};
 use nodus_validator::node::{self, MAX_FRAME_LEN, NodeHandle};
@@ -176,7 +179,10 @@ async fn run(workers: usize) {
             mempool: MempoolConfig::default(),
             max_block_txs: nodus_validator::node::config::DEFAULT_MAX_BLOCK_TXS,
             max_block_bytes: nodus_validator::node::config::DEFAULT_MAX_BLOCK_BYTES,
-            consensus: EngineConfig::default(),
+            consensus: EngineConfig {
+                propose_ms: env_usize("NODUS_BENCH_PROPOSE_MS", DEFAULT_PROPOSE_MS as usize) as u64,
+                ..EngineConfig::default()
+            },
         };
         nodes.push(
             node::start(key.clone(), genesis.clone(), &config, MemStore::new())
