@@ -19,15 +19,20 @@ use super::elf;
 /// Modules the hardware profiles need: disks (SATA/AHCI, SCSI disks, NVMe,
 /// virtio), NICs (virtio-net, e1000e), the I2C sensor stack (i2c-stub, lm75,
 /// i2c-dev) and the power button (ACPI button, evdev).
+///
+/// The init loads them in this order (each after its dependencies), so the NIC
+/// drivers come first: a link needs a second or more after its driver probes
+/// (e1000e's emulated autonegotiation takes about 3 s under QEMU), and that wait
+/// then overlaps loading everything else instead of following it.
 pub const DEFAULT_MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_net",
+    "e1000e",
     "virtio_blk",
     "virtio_scsi",
     "nvme",
     "ahci",
     "sd_mod",
-    "e1000e",
     "i2c_dev",
     "i2c_stub",
     "lm75",
