@@ -110,7 +110,9 @@ pub enum TxLocation {
         /// What happened.
         status: TxStatus,
     },
-    /// Not known here (never seen, evicted, or beyond the receipt history).
+    /// Not known here: never seen by this validator, or dropped from its mempool
+    /// before any block took it (receipts of decided transactions are kept with
+    /// their block for good).
     Unknown,
 }
 
@@ -131,8 +133,8 @@ pub enum Response {
     Contracts(Vec<(ContractId, Contract)>),
     /// [`Query::Height`].
     Height(HeightInfo),
-    /// [`Query::Block`]: the block and a receipt per transaction (empty when the
-    /// receipts are no longer kept).
+    /// [`Query::Block`]: the block and a receipt per transaction, stored with the
+    /// block in the same write.
     Block(Option<(Box<CommittedBlock>, Vec<TxStatus>)>),
     /// [`Query::Tx`].
     Tx(TxLocation),
