@@ -271,15 +271,28 @@ async fn four_validators_gossip_transactions_and_a_stopped_one_catches_up() {
     let h = nodes[0].as_ref().unwrap().head().borrow().height;
     wait_height(nodes[0].as_ref().unwrap(), h + 4).await;
 
-    // Back on its store, it catches up with the others.
-    let back = node::start(
-        keys[3].clone(),
-        g.clone(),
-        &config(addrs[3], peers_of(3)),
-        stores[3].clone(),
-    )
-    .await
-    .unwrap();
+    // Back on its store and its old address, it catches up with the others.
+    // The stopped endpoint's socket can outlive `shutdown` for a moment (quinn
+    // drains its connections), so binding the same port again is retried.
+    let mut attempt = 0;
+    let back = loop {
+        match node::start(
+            keys[3].clone(),
+            g.clone(),
+            &config(addrs[3], peers_of(3)),
+            stores[3].clone(),
+        )
+        .await
+        {
+            Ok(n) => break n,
+            Err(e) if attempt < 50 => {
+                attempt += 1;
+                eprintln!("restart attempt {attempt}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("restart failed 50 times: {e}"),
+        }
+    };
     let target = nodes[0].as_ref().unwrap().head().borrow().height;
     wait_height(&back, target).await;
     let c3 = client_conn(&eps[3]).await;
