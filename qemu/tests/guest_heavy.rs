@@ -326,7 +326,37 @@ fn heavy_qemu_run_prints_address_and_node_and_sigint_stops_the_vm() {
         gone,
         "QEMU (pid {qemu}) outlived `nodus qemu run` after SIGINT"
     );
-    // Its whole process group is gone too (no helper left behind).
-    let group = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(qemu as i32), None);
-    assert!(group.is_err(), "process group {qemu} still has members");
+    // Its whole process group is gone too (no helper left behind). A killed
+    // member may linger as a zombie until whoever inherited it reaps it (slow on
+    // a loaded machine); a zombie runs nothing, so only live members count.
+    let mut live = group_members(qemu);
+    for _ in 0..100 {
+        if live.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        live = group_members(qemu);
+    }
+    assert!(
+        live.is_empty(),
+        "process group {qemu} still has live members {live:?}"
+    );
+}
+
+/// Live (not zombie) processes whose process group is `pgid`, from `/proc`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // After the parenthesised name: state, ppid, pgrp, ...
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                let mut f = s.rsplit(')').next().unwrap_or("").split_whitespace();
+                let state = f.next();
+                let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+                state != Some("Z") && pgrp == Some(pgid)
+            })
+        })
+        .collect()
 }
