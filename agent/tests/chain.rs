@@ -25,7 +25,7 @@ use nodus_validator::{
 };
 use nodus_wire::{
     Alpn, Client,
-    console::{ClientMsg, Delta, Hello, ServerMsg, Stake, VERSION, ValidatorStatus},
+    console::{Delta, ServerMsg, Stake, ValidatorStatus},
 };
 
 const CHAIN: &str = "agentchain";
@@ -188,31 +188,19 @@ async fn agent_registers_reports_uptime_and_shows_stake() {
     assert!(report.uptime_secs > 0);
 
     // The console sees the farmer's stake as the chain has it.
-    let console = Client::new(&farmer).unwrap();
-    let c = console
-        .connect(ready.quic, *ready.node_id.key(), Alpn::Console)
-        .await
-        .unwrap();
-    let (mut send, mut recv) = c.open_bi().await.unwrap();
-    send.send(&ClientMsg::Hello(Hello {
-        version: VERSION,
-        capabilities: 0,
-        backfill_s: 0,
-        client: "t".into(),
-    }))
-    .await
-    .unwrap();
+    let mut c = common::open_console(&ready, &farmer, 0).await.unwrap();
+    let first = c.snapshot.stake.clone();
     let stake = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut stake = first;
         loop {
-            let msg: ServerMsg = recv.recv().await.unwrap().unwrap();
-            let stake = match msg {
-                ServerMsg::Snapshot(s) => s.stake,
-                ServerMsg::Delta(Delta::Stake(s)) => s,
-                _ => continue,
-            };
             if let Stake::Known(info) = stake {
                 return info;
             }
+            let msg: ServerMsg = c.recv.recv().await.unwrap().unwrap();
+            stake = match msg {
+                ServerMsg::Delta(Delta::Stake(s)) => s,
+                _ => continue,
+            };
         }
     })
     .await

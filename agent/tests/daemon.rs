@@ -126,6 +126,7 @@ struct Console {
     send: SendFrames,
     recv: RecvFrames,
     welcome: Welcome,
+    snapshot: Box<nodus_wire::console::Snapshot>,
 }
 
 impl Console {
@@ -169,40 +170,13 @@ async fn present(agent: &Agent, key: &SecretKey, grant: Vec<u8>) -> GrantAnswer 
 }
 
 async fn console(agent: &Agent, key: &SecretKey) -> Result<Console, String> {
-    let client = Client::new(key).unwrap();
-    let conn = client
-        .connect(
-            agent.ready.quic,
-            agent.node().key().to_owned(),
-            Alpn::Console,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.send(&ClientMsg::Hello(Hello {
-        version: VERSION,
-        capabilities: 0,
-        backfill_s: 3_600,
-        client: "test".into(),
-    }))
-    .await
-    .map_err(|e| e.to_string())?;
-    let Some(ServerMsg::Welcome(welcome)) = recv.recv().await.map_err(|e| e.to_string())? else {
-        return Err("no welcome".into());
-    };
-    let Some(ServerMsg::Snapshot(snap)) = recv.recv().await.map_err(|e| e.to_string())? else {
-        return Err("no snapshot".into());
-    };
-    for _ in 0..snap.series {
-        let Some(ServerMsg::Series(_)) = recv.recv().await.map_err(|e| e.to_string())? else {
-            return Err("series missing".into());
-        };
-    }
+    let s = common::open_console(&agent.ready, key, 3_600).await?;
     Ok(Console {
-        _conn: conn,
-        send,
-        recv,
-        welcome,
+        _conn: s.conn,
+        send: s.send,
+        recv: s.recv,
+        welcome: s.welcome,
+        snapshot: s.snapshot,
     })
 }
 
@@ -222,24 +196,7 @@ async fn snapshot_carries_the_machine_and_an_unknown_key_is_refused() {
     assert_eq!(c.welcome.node_id, agent.node().to_string());
     assert_eq!(c.welcome.confirm_token, agent.token());
     // The inventory document is the agent's JSON contract.
-    let client = Client::new(&owner).unwrap();
-    let conn = client
-        .connect(agent.ready.quic, *agent.node().key(), Alpn::Console)
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.send(&ClientMsg::Hello(Hello {
-        version: VERSION,
-        capabilities: 0,
-        backfill_s: 0,
-        client: "t".into(),
-    }))
-    .await
-    .unwrap();
-    let _welcome: ServerMsg = recv.recv().await.unwrap().unwrap();
-    let Some(ServerMsg::Snapshot(snap)) = recv.recv().await.unwrap() else {
-        panic!("no snapshot");
-    };
+    let snap = &c.snapshot;
     let inv: serde_json::Value = serde_json::from_str(&snap.inventory_json).unwrap();
     assert_eq!(inv["disks"].as_array().unwrap().len(), 6);
     assert_eq!(snap.facts.mode, nodus_wire::console::Mode::Observe);

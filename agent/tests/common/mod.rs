@@ -91,3 +91,64 @@ pub async fn spawn_agent(
         .unwrap();
     RunningAgent { ready, stop, task }
 }
+
+/// A console session over QUIC that got through the handshake: the Welcome, the
+/// snapshot and its backfilled series are read, live messages follow on `recv`.
+pub struct ConsoleSession {
+    /// Kept so the connection lives as long as the session.
+    pub conn: nodus_wire::Connection,
+    /// Requests go here.
+    pub send: nodus_wire::quic::SendFrames,
+    /// Deltas and responses come from here.
+    pub recv: nodus_wire::quic::RecvFrames,
+    /// The agent's Welcome.
+    pub welcome: nodus_wire::console::Welcome,
+    /// The snapshot that followed it.
+    pub snapshot: Box<nodus_wire::console::Snapshot>,
+}
+
+/// Opens `nodus/console/1` on the agent at `ready` with `key`, asking for
+/// `backfill_s` of history; an error says which step failed.
+pub async fn open_console(
+    ready: &nodus_agent::daemon::Ready,
+    key: &nodus_identity::SecretKey,
+    backfill_s: u32,
+) -> Result<ConsoleSession, String> {
+    use nodus_wire::console::{ClientMsg, Hello, ServerMsg, VERSION};
+    let client = nodus_wire::Client::new(key).map_err(|e| e.to_string())?;
+    let conn = client
+        .connect(
+            ready.quic,
+            ready.node_id.key().to_owned(),
+            nodus_wire::Alpn::Console,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.send(&ClientMsg::Hello(Hello {
+        version: VERSION,
+        capabilities: 0,
+        backfill_s,
+        client: "test".into(),
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some(ServerMsg::Welcome(welcome)) = recv.recv().await.map_err(|e| e.to_string())? else {
+        return Err("no welcome".into());
+    };
+    let Some(ServerMsg::Snapshot(snapshot)) = recv.recv().await.map_err(|e| e.to_string())? else {
+        return Err("no snapshot".into());
+    };
+    for _ in 0..snapshot.series {
+        let Some(ServerMsg::Series(_)) = recv.recv().await.map_err(|e| e.to_string())? else {
+            return Err("series missing".into());
+        };
+    }
+    Ok(ConsoleSession {
+        conn,
+        send,
+        recv,
+        welcome,
+        snapshot,
+    })
+}
