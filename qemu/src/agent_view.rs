@@ -63,6 +63,9 @@ pub struct ViewState {
     pub inventory: Value,
     /// How many inventory documents arrived (snapshot included).
     pub updates: u64,
+    /// The agent's events as `source: message`, oldest first: the snapshot's
+    /// recent ones, then each new one.
+    pub events: Vec<String>,
     /// Set once the conversation is over.
     pub end: Option<End>,
 }
@@ -114,12 +117,13 @@ impl AgentView {
             }
             tokio::select! {
                 Some(done) = pending.join_next() => match done {
-                    Ok(Ok((inventory, send, recv, conn))) => {
+                    Ok(Ok((inventory, events, send, recv, conn))) => {
                         let ready_at = Instant::now();
                         pending.abort_all();
                         let (tx, rx) = watch::channel(ViewState {
                             inventory,
                             updates: 1,
+                            events,
                             end: None,
                         });
                         let task = tokio::spawn(follow(send, recv, conn, tx));
@@ -168,6 +172,7 @@ impl AgentView {
 
 type Streams = (
     Value,
+    Vec<String>,
     nodus_wire::quic::SendFrames,
     nodus_wire::quic::RecvFrames,
     nodus_wire::Connection,
@@ -192,7 +197,8 @@ async fn attempt(client: &Client, addr: SocketAddr, node: PublicKey) -> Result<S
             Ok(Some(ServerMsg::Snapshot(s))) => {
                 let inv = serde_json::from_str(&s.inventory_json)
                     .map_err(|e| format!("inventory JSON: {e}"))?;
-                return Ok((inv, send, recv, conn));
+                let events = s.events.iter().map(event_line).collect();
+                return Ok((inv, events, send, recv, conn));
             }
             Ok(Some(ServerMsg::Goodbye(r))) => return Err(format!("agent said goodbye: {r}")),
             Ok(Some(_)) => {}
@@ -212,6 +218,9 @@ async fn follow(
         match recv.recv::<ServerMsg>().await {
             Ok(Some(ServerMsg::Snapshot(s))) => publish(&tx, &s.inventory_json),
             Ok(Some(ServerMsg::Delta(Delta::Inventory(doc)))) => publish(&tx, &doc),
+            Ok(Some(ServerMsg::Delta(Delta::Event(e)))) => {
+                tx.send_modify(|s| s.events.push(event_line(&e)));
+            }
             Ok(Some(ServerMsg::Goodbye(r))) => break End::Goodbye(r),
             Ok(Some(_)) => {}
             Ok(None) => break End::Closed("stream ended".into()),
@@ -219,6 +228,10 @@ async fn follow(
         }
     };
     tx.send_modify(|s| s.end = Some(end));
+}
+
+fn event_line(e: &nodus_wire::console::Event) -> String {
+    format!("{}: {}", e.source, e.message)
 }
 
 fn publish(tx: &watch::Sender<ViewState>, doc: &str) {

@@ -21,7 +21,7 @@ use std::{
 };
 
 use nodus_hw_profiles::Profile;
-use nodus_identity::{Keystore, Passphrase, SecretKey};
+use nodus_identity::{AccountId, Keystore, Passphrase, SecretKey};
 use nodus_qemu::{
     agent_view::{AgentView, End},
     kernel::{KernelPaths, from_unpacked, locate},
@@ -168,6 +168,56 @@ async fn heavy_static_address_from_the_command_line_reaches_the_agent() {
     assert!(
         ips.contains("10.0.2.15"),
         "inventory lacks the address: {ips}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_on_node_console_runs_and_is_only_a_viewer() {
+    let Some(k) = kernel() else { return };
+    // The init starts the on-node console on tty1 (the default `nodus.console`)
+    // as `nobody`; the agent names each console that attaches, with its role.
+    let (mut vm, _image, owner) = boot(&k, &[]).await;
+    let mut w = SerialWatch::new(vm.serial_log());
+    let ready = wait_line(&mut vm, &mut w, "nodus-agent ready", BOOT_WITHIN).await;
+    let ready = Ready::parse(&ready).unwrap();
+    let mut view = AgentView::connect(
+        vm.quic_addr().unwrap(),
+        *ready.node.key(),
+        &owner,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; serial log:\n{}", log(&vm)));
+    let state = view
+        .wait_for(
+            |s| {
+                s.events
+                    .iter()
+                    .any(|e| e.starts_with("console: uid=") && e.contains("nodus-console"))
+            },
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("no on-node console attached: {:?}\n{}", s.events, log(&vm)));
+    let local: Vec<_> = state
+        .events
+        .iter()
+        .filter(|e| e.starts_with("console: uid="))
+        .collect();
+    assert!(
+        local
+            .iter()
+            .all(|e| e.starts_with("console: uid=65534 attached as viewer")),
+        "the on-node console is not an unprivileged viewer: {local:?}"
+    );
+    let me = AccountId::from(owner.public()).to_string();
+    assert!(
+        state
+            .events
+            .iter()
+            .any(|e| e.contains(&format!("{me} attached as owner"))),
+        "our own session is not named: {:?}",
+        state.events
     );
 }
 

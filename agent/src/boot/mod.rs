@@ -163,6 +163,12 @@ mod linux {
         });
     }
 
+    /// The user the on-node console runs as: `nobody`, neither root nor in the
+    /// `nodus` group, so the agent's socket gives it the viewer role. Whoever
+    /// stands at the node's screen can watch it but not reboot it, power it off
+    /// or wipe a disk; those need an operator's key or a root login.
+    pub(super) const ON_NODE_CONSOLE_USER: (u32, u32) = (65534, 65534);
+
     struct Services {
         exe: PathBuf,
         console: Option<PathBuf>,
@@ -176,6 +182,7 @@ mod linux {
                     exe,
                     &["agent", "run", "--mode", "managed"],
                     &[("NODUS_INIT", "1"), ("PATH", "/bin"), ("HOME", "/root")],
+                    None,
                     None,
                 ),
                 _ => {
@@ -191,8 +198,9 @@ mod linux {
                     sys::spawn(
                         exe,
                         &["console", "--on-node"],
-                        &[("TERM", term), ("PATH", "/bin"), ("HOME", "/root")],
+                        &[("TERM", term), ("PATH", "/bin"), ("HOME", "/")],
                         Some(tty),
+                        Some(ON_NODE_CONSOLE_USER),
                     )
                 }
             }

@@ -83,28 +83,40 @@ pub(super) fn load_module(path: &Path, params: &str) -> Result<(), String> {
 }
 
 /// Starts `exe args…` with `env`; with a tty, as the session leader with that tty
-/// as its controlling terminal and standard streams. Returns the pid.
+/// as its controlling terminal and standard streams; with `user`, as that
+/// `(uid, gid)` with no supplementary groups. Returns the pid.
 pub(super) fn spawn(
     exe: &Path,
     args: &[&str],
     env: &[(&str, &str)],
     tty: Option<&Path>,
+    user: Option<(u32, u32)>,
 ) -> std::io::Result<i32> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args).envs(env.iter().copied());
+    if let Some((uid, gid)) = user {
+        // std drops the supplementary groups (setgroups(0)) before setuid.
+        cmd.uid(uid).gid(gid);
+    }
     if let Some(tty) = tty {
+        // O_NOCTTY: the tty must not become the init's own controlling terminal,
+        // or an unprivileged child could not take it with TIOCSCTTY.
         let t = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(nix::libc::O_NOCTTY)
             .open(tty)?;
         cmd.stdin(t.try_clone()?).stdout(t.try_clone()?).stderr(t);
         // SAFETY: between fork and exec only async-signal-safe calls are made:
-        // setsid(2) and ioctl(2) on fd 0, no allocation and no locks.
+        // setsid(2) and ioctl(2) on fd 0, no allocation and no locks. std runs
+        // this after it has changed the user.
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the tty.
-                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 1) < 0 {
+                // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the tty. 0:
+                // never steal a tty that is another session's.
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

@@ -10,13 +10,31 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use nodus_wire::console::{ClientMsg, Hello, ServerMsg, VERSION, Welcome, capability};
+use nodus_wire::console::{ClientMsg, Hello, Level, ServerMsg, VERSION, Welcome, capability};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::{
     actions::{Actions, Peer},
     hub::Hub,
 };
+
+/// Longest client name shown in the event log.
+const MAX_CLIENT_NAME: usize = 64;
+
+/// The client's self-chosen name, made safe to show on other consoles: control
+/// characters (escape sequences) become `?` and it is cut to
+/// [`MAX_CLIENT_NAME`] characters.
+fn printable(client: &str) -> String {
+    let mut out: String = client
+        .chars()
+        .take(MAX_CLIENT_NAME)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if client.chars().count() > MAX_CLIENT_NAME {
+        out.push('…');
+    }
+    out
+}
 
 /// How long a client has to say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,6 +176,18 @@ pub async fn run<O: Outgoing, I: Incoming + 'static>(
         return Err(SessionError::Version(hello.version));
     }
     tracing::info!(peer = %peer.label, role = %peer.role, client = %hello.client, "console session");
+    // Who watches or operates the node is part of its history: the event reaches
+    // every console, the new one included (it is in the snapshot).
+    ctx.hub.event(
+        Level::Info,
+        "console",
+        format!(
+            "{} attached as {} ({})",
+            peer.label,
+            peer.role,
+            printable(&hello.client)
+        ),
+    );
     let capabilities = capability::INVENTORY_REFRESH
         | capability::STAKE
         | if peer.role.covers(nodus_identity::Role::Operator) {
@@ -249,4 +279,19 @@ pub async fn run<O: Outgoing, I: Incoming + 'static>(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_lose_escape_sequences_and_length() {
+        assert_eq!(printable("nodus-console 0.1.0"), "nodus-console 0.1.0");
+        assert_eq!(printable("evil\x1b[2J\x07"), "evil?[2J?");
+        let long = "x".repeat(200);
+        let shown = printable(&long);
+        assert_eq!(shown.chars().count(), MAX_CLIENT_NAME + 1);
+        assert!(shown.ends_with('…'));
+    }
 }
