@@ -725,12 +725,27 @@ fn nvme_class(root: &SysRoot, name: &str, d: &mut Disk) {
     }
 }
 
-/// Reads every disk under `root`.
+/// A device node with nothing behind it: a detached loop device, an unconfigured
+/// zram or RAM disk, an unconnected network block device. The kernel lists
+/// eight idle loop devices on most hosts; showing them as 0-byte disks is noise.
+/// A real disk reporting 0 bytes (a dead or ejected medium) is kept: that is a
+/// fault a farmer must see.
+fn is_unattached(d: &Disk) -> bool {
+    d.size_bytes == Some(0)
+        && matches!(
+            d.transport,
+            Transport::Loop | Transport::Ram | Transport::Zram | Transport::Nbd
+        )
+}
+
+/// Reads every disk under `root`, leaving out device nodes with nothing
+/// attached (see [`is_unattached`]).
 pub fn collect(root: &SysRoot, opts: &Options, gaps: &mut Gaps) -> Vec<Disk> {
     let names = disk_names(root, gaps);
     let mut disks: Vec<Disk> = names
         .iter()
         .map(|(dir, name)| read_disk(root, dir, name, gaps))
+        .filter(|d| !is_unattached(d))
         .collect();
     // A member's `holders` and its array's `slaves` say the same thing; trust
     // either, since captures (and half-torn-down arrays) may carry only one side.
@@ -1019,6 +1034,31 @@ mod tests {
             ),
             Some(Transport::Sas)
         );
+    }
+
+    #[test]
+    fn idle_loop_zram_and_nbd_nodes_are_left_out_but_an_empty_real_disk_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, sectors) in [
+            ("loop0", "0"),
+            ("loop1", "2048"),
+            ("zram0", "0"),
+            ("nbd0", "0"),
+            ("sda", "0"),
+        ] {
+            let d = dir.path().join("sys/block").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("size"), format!("{sectors}\n")).unwrap();
+        }
+        let root = SysRoot::at(dir.path()).unwrap();
+        let mut gaps = Gaps::default();
+        let mut names: Vec<String> =
+            collect(&root, &crate::inventory::Options::default(), &mut gaps)
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+        names.sort();
+        assert_eq!(names, ["loop1", "sda"]);
     }
 
     #[test]
