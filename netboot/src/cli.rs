@@ -328,7 +328,7 @@ mod tests {
         let path = dir.path().join("netboot.toml");
         std::fs::write(
             &path,
-            "interface = \"eth0\"\naddress = \"10.0.0.1\"\nmode = \"proxy\"\nfarm = \"from-file\"\n\
+            "interface = \"eth0\"\naddress = \"10.0.0.1\"\nmode = \"proxy\"\nfarm = \"3\"\n\
              kernel_args = \"quiet\"\n",
         )
         .unwrap();
@@ -342,7 +342,7 @@ mod tests {
             "--range",
             "10.0.0.100-10.0.0.120",
             "--farm",
-            "from-flag",
+            "4",
             "--kernel-args",
             "console=ttyS0 -- x",
             "--http",
@@ -353,7 +353,7 @@ mod tests {
             panic!()
         };
         let s = args.merged().unwrap().validate(|_| None).unwrap();
-        assert_eq!(s.scripts.farm, "from-flag");
+        assert_eq!(s.scripts.farm, "4");
         assert_eq!(s.scripts.kernel_args, "console=ttyS0 -- x");
         assert_eq!(s.boot.http_base, "http://10.0.0.1:9000");
         assert_eq!(s.interface.as_deref(), Some("eth0"));
@@ -371,7 +371,7 @@ mod tests {
             "--address",
             "10.0.0.1",
             "--farm",
-            "f",
+            "5",
             "--mode",
             "dhcp",
             "--range",

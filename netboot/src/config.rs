@@ -70,7 +70,7 @@ pub struct RawConfig {
     pub http: Option<SocketAddr>,
     /// The HTTP base URL machines use; defaults to `http://{address}:{port}`.
     pub http_url: Option<String>,
-    /// The farm id put on every kernel command line.
+    /// The farm id put on every kernel command line: the chain's farm number.
     pub farm: Option<String>,
     /// The chain id (network) manifests are signed for.
     pub network: Option<String>,
@@ -275,6 +275,14 @@ impl RawConfig {
             .farm
             .ok_or_else(|| field("farm", "required: the farm id booted machines join"))?;
         check_token("farm", &farm)?;
+        // The agent joins the chain's farm by its number (`nodus.farm=`); a name
+        // here would boot every machine into an agent that refuses its config.
+        if farm.parse::<u64>().is_err() {
+            return Err(field(
+                "farm",
+                format!("{farm:?} is not a farm number (the chain's farm id, e.g. 7)"),
+            ));
+        }
         let network = self.network.unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
         check_token("network", &network)?;
         for c in &self.chain {
@@ -469,7 +477,7 @@ mod tests {
         let s = cfg(r#"
             interface = "eth0"
             mode = "dhcp"
-            farm = "farm-7"
+            farm = "7"
             chain = ["10.0.0.2:7000"]
             kernel_args = "console=ttyS0"
             http = "0.0.0.0:8081"
@@ -502,18 +510,18 @@ mod tests {
     #[test]
     fn errors_name_their_field() {
         assert_eq!(field_of(cfg("interface = \"eth0\"")), "farm");
-        assert_eq!(field_of(cfg("farm = \"f\"")), "address");
+        assert_eq!(field_of(cfg("farm = \"1\"")), "address");
         assert_eq!(
-            field_of(cfg("interface = \"eth9\"\nfarm = \"f\"")),
+            field_of(cfg("interface = \"eth9\"\nfarm = \"1\"")),
             "address"
         );
         assert_eq!(
-            field_of(cfg("interface = \"eth0\"\nfarm = \"f\"\nmode = \"dhcp\"")),
+            field_of(cfg("interface = \"eth0\"\nfarm = \"1\"\nmode = \"dhcp\"")),
             "dhcp.range"
         );
         assert_eq!(
             field_of(cfg(
-                "interface = \"eth0\"\nfarm = \"f\"\nmode = \"dhcp\"\n[dhcp]\nrange = \"10.0.0.9-10.0.0.1\""
+                "interface = \"eth0\"\nfarm = \"1\"\nmode = \"dhcp\"\n[dhcp]\nrange = \"10.0.0.9-10.0.0.1\""
             )),
             "dhcp.range"
         );
@@ -523,18 +531,24 @@ mod tests {
         );
         assert_eq!(
             field_of(cfg(
-                "interface = \"eth0\"\nfarm = \"f\"\nkernel_args = \"x=${y}\""
+                "interface = \"eth0\"\naddress = \"10.0.0.1\"\nfarm = \"farm-7\""
+            )),
+            "farm"
+        );
+        assert_eq!(
+            field_of(cfg(
+                "interface = \"eth0\"\nfarm = \"1\"\nkernel_args = \"x=${y}\""
             )),
             "kernel_args"
         );
         assert_eq!(
             field_of(cfg(
-                "interface = \"eth0\"\nfarm = \"f\"\npublic_key = \"nope\""
+                "interface = \"eth0\"\nfarm = \"1\"\npublic_key = \"nope\""
             )),
             "public_key"
         );
         assert!(matches!(
-            cfg("interface = \"eth0\"\nfarm = \"f\"\ncolour = \"red\""),
+            cfg("interface = \"eth0\"\nfarm = \"1\"\ncolour = \"red\""),
             Err(ConfigError::Parse { .. })
         ));
     }

@@ -375,7 +375,7 @@ fn http_serves_scripts_and_image_with_ranges() {
     assert!(script.starts_with("#!ipxe"), "{script}");
     let account = nodus_identity::AccountId::from(key.public()).to_string();
     for want in [
-        "nodus.farm=farm-test".to_owned(),
+        "nodus.farm=42".to_owned(),
         format!("nodus.chain={}:7000", seg.ip(0)),
         format!("nodus.boot_key={account}"),
         "nodus.role=storage".to_owned(),

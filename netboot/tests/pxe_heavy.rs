@@ -63,7 +63,7 @@ fn boot_trivial(test: &str, ovmf: bool, mac: &str) {
     let dashed = mac.replace(':', "-");
     let account = nodus_identity::AccountId::from(key.public()).to_string();
     for want in [
-        "nodus.farm=farm-test".to_owned(),
+        "nodus.farm=42".to_owned(),
         format!("nodus.boot_key={account}"),
         format!("nodus.manifest=http://{}:8080/image/manifest", seg.ip(0)),
         format!("nodus.machine={dashed}"),

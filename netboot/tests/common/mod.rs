@@ -277,7 +277,7 @@ pub fn settings(
     extra: &str,
 ) -> nodus_netboot::config::Settings {
     let text = format!(
-        "interface = \"eth0\"\naddress = \"{address}\"\nmode = \"{mode}\"\nfarm = \"farm-test\"\n\
+        "interface = \"eth0\"\naddress = \"{address}\"\nmode = \"{mode}\"\nfarm = \"42\"\n\
          state_dir = \"{s}\"\ntftp_root = \"{t}\"\nhttp = \"{address}:8080\"\n{extra}",
         s = tmp.join("state").display(),
         t = tmp.join("tftp").display(),
