@@ -49,7 +49,10 @@ impl Exit {
                     IdError::Keystore(k) => return Self::of_keystore(k),
                     IdError::Mnemonic(_) | IdError::PassphraseMismatch => return Exit::BadInput,
                     IdError::NoPassphrase => return Exit::Usage,
-                    IdError::BadExpiry(_) | IdError::Grant(_) => return Exit::BadInput,
+                    IdError::BadExpiry(_)
+                    | IdError::Grant(_)
+                    | IdError::EmptySerial
+                    | IdError::DiskApproval(_) => return Exit::BadInput,
                     IdError::Read { .. } => return Exit::NotFound,
                     _ => {}
                 }
@@ -129,8 +132,12 @@ impl Exit {
             E::NoKey => Some(Exit::Usage),
             E::Keystore(IdError::Keystore(k)) => Some(Self::of_keystore(k)),
             E::Keystore(IdError::NoPassphrase) => Some(Exit::Usage),
-            E::ReadGrant { .. } | E::ReadDemo { .. } => Some(Exit::NotFound),
-            E::BadGrant { .. } | E::NodeId(_) | E::ParseDemo { .. } => Some(Exit::BadInput),
+            E::ReadGrant { .. } | E::ReadDemo { .. } | E::ReadApproval { .. } => {
+                Some(Exit::NotFound)
+            }
+            E::BadGrant { .. } | E::BadApproval { .. } | E::NodeId(_) | E::ParseDemo { .. } => {
+                Some(Exit::BadInput)
+            }
             E::Source(SourceError::NotAuthorized(_)) => Some(Exit::NotAuthorized),
             E::Source(_) => Some(Exit::Unreachable),
             _ => None,

@@ -83,6 +83,20 @@ pub struct Prompt {
     pub typed: String,
 }
 
+/// An owner-signed disk approval loaded with `--approval FILE`
+/// (`nodus id approve-disk`), attached when the disk it names is approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedApproval {
+    /// The node it is for (`node1…`).
+    pub node: String,
+    /// The serial of the disk it names.
+    pub serial: String,
+    /// When it expires, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// The signed statement, encoded as the request carries it.
+    pub bytes: Vec<u8>,
+}
+
 /// Where typed keys go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputMode {
@@ -131,6 +145,8 @@ pub struct App {
     pub disk: usize,
     /// Ring the bell at the next chance (a node was asked to identify itself).
     pub bell: bool,
+    /// Disk approvals to attach when approving the disk each one names.
+    pub approvals: Vec<LoadedApproval>,
 }
 
 impl App {
@@ -154,6 +170,7 @@ impl App {
             prompt: None,
             disk: 0,
             bell: false,
+            approvals: Vec::new(),
         }
     }
 
@@ -178,6 +195,14 @@ impl App {
         } else {
             self.others.get(i)
         }
+    }
+
+    /// The loaded approval for the disk with `serial` on the shown tab's node.
+    pub fn approval_for(&self, serial: &str) -> Option<&LoadedApproval> {
+        let node = &self.model.facts.node_id;
+        self.approvals
+            .iter()
+            .find(|a| a.serial == serial && a.node == *node)
     }
 
     /// What decides which keys are active now.
@@ -343,12 +368,21 @@ impl App {
                 let Some(d) = self.model.inventory.disks.get(self.disk) else {
                     return refuse(self, "approve-disk: no disk selected".to_owned());
                 };
+                let approval = d.serial.as_deref().and_then(|s| self.approval_for(s));
                 (
                     wire::Action::ApproveDisk {
                         disk: d.name.clone(),
-                        approval: None,
+                        approval: approval.map(|a| nodus_wire::Blob(a.bytes.clone())),
                     },
-                    format!("approve disk {} for pool use, WIPING it", d.name),
+                    format!(
+                        "approve disk {} for pool use, WIPING it{}",
+                        d.name,
+                        if approval.is_some() {
+                            " (with the owner's approval)"
+                        } else {
+                            ""
+                        }
+                    ),
                 )
             }
         };
@@ -528,6 +562,62 @@ mod tests {
         assert_eq!(app.model.now_unix_s, 1_000);
         app.handle_key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
         assert_eq!(app.view().now_unix_s, 1_000);
+    }
+
+    #[test]
+    fn approve_disk_attaches_the_approval_for_that_serial_on_that_node() {
+        use crate::model::{Disk, Session};
+        let mut app = App::new(Model::default(), false);
+        app.model.facts.node_id = "node1this".into();
+        app.model.connection = Connection::Connected;
+        app.model.session = Some(Session {
+            role: nodus_wire::Role::Operator,
+            confirm_token: "node1this".into(),
+            actions: true,
+        });
+        let disk = |name: &str, serial: Option<&str>| Disk {
+            name: name.into(),
+            serial: serial.map(str::to_owned),
+            ..Disk::default()
+        };
+        app.model.inventory.disks = vec![
+            disk("sda", Some("SER-A")),
+            disk("sdb", Some("SER-B")),
+            disk("sdc", None),
+        ];
+        let approval = |node: &str, serial: &str, byte: u8| LoadedApproval {
+            node: node.into(),
+            serial: serial.into(),
+            expires_at: None,
+            bytes: vec![byte],
+        };
+        app.approvals = vec![
+            // The same serial on another node must not be used here.
+            approval("node1other", "SER-A", 1),
+            approval("node1this", "SER-B", 2),
+            approval("node1this", "SER-A", 3),
+        ];
+        let attached = |app: &mut App, index: usize| {
+            app.disk = index;
+            app.handle_key(key(KeyCode::F(2)));
+            assert!(app.handle_key(key(KeyCode::Char('a'))).is_empty());
+            let prompt = app.prompt.take().expect("a confirmation prompt");
+            app.input = InputMode::Normal;
+            let wire::Action::ApproveDisk { disk, approval } = prompt.action else {
+                panic!("not approve-disk: {:?}", prompt.action);
+            };
+            (disk, approval.map(|b| b.0), prompt.what)
+        };
+        let (name, bytes, what) = attached(&mut app, 0);
+        assert_eq!((name.as_str(), bytes), ("sda", Some(vec![3])));
+        assert!(what.contains("with the owner's approval"), "{what}");
+        assert_eq!(attached(&mut app, 1).1, Some(vec![2]));
+        // No serial, or no approval for it: sent without one, as before.
+        let (_, bytes, what) = attached(&mut app, 2);
+        assert_eq!(bytes, None);
+        assert!(!what.contains("approval"), "{what}");
+        app.approvals.retain(|a| a.node != "node1this");
+        assert_eq!(attached(&mut app, 0).1, None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use nodus_wire::Client;
 use nodus_wire::quic::Backoff;
 
-use crate::app::App;
+use crate::app::{App, LoadedApproval};
 use crate::model::{Inventory, Model, Update};
 use crate::source::translate::Translator;
 use crate::source::{self, Conversation, DEFAULT_SOCKET, Endpoint, Remote, SourceError};
@@ -112,6 +112,24 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A disk approval file could not be read.
+    #[error("Cannot read disk approval {path}")]
+    ReadApproval {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A disk approval file is damaged or is not a disk approval.
+    #[error("{path} is not a usable disk approval")]
+    BadApproval {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: nodus_identity::grant::DiskApprovalFileError,
+    },
     /// The QUIC client could not start.
     #[error("Cannot start the QUIC client")]
     Client(#[source] nodus_wire::ConnectError),
@@ -124,7 +142,7 @@ pub enum Error {
 }
 
 /// `nodus console [--connect NODE@HOST:PORT ...] [--key KEYSTORE] [--grant FILE]
-/// [--socket PATH] [--on-node] [--demo FILE]`
+/// [--approval FILE ...] [--socket PATH] [--on-node] [--demo FILE]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A remote node over QUIC; repeat for one tab per node. Without it, the
@@ -138,6 +156,11 @@ pub struct Args {
     /// FILE`), presented to each node before connecting.
     #[arg(long, value_name = "FILE", requires = "connect")]
     pub grant: Option<PathBuf>,
+    /// An owner-signed disk approval (`nodus id approve-disk … --out FILE`);
+    /// repeat for several disks. Approving a disk (`a` on the Hardware screen)
+    /// attaches the one for that disk's serial and node.
+    #[arg(long = "approval", value_name = "FILE")]
+    pub approvals: Vec<PathBuf>,
     /// The local agent's Unix socket (without `--connect`).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, conflicts_with = "connect")]
     pub socket: PathBuf,
@@ -165,6 +188,11 @@ impl Args {
         if let Some(path) = &self.demo {
             return self.run_demo(path);
         }
+        let approvals = self
+            .approvals
+            .iter()
+            .map(|p| read_approval(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let runtime = runtime()?;
         runtime.block_on(async {
             let endpoints = self.endpoints()?;
@@ -175,7 +203,7 @@ impl Args {
                 }
                 return Ok(());
             }
-            interactive(endpoints, self.on_node).await
+            interactive_with(endpoints, self.on_node, approvals).await
         })
     }
 
@@ -252,6 +280,30 @@ pub fn read_grant(path: &std::path::Path) -> Result<Vec<u8>, Error> {
     grant.to_bytes().map_err(|e| bad(e.to_string()))
 }
 
+/// Reads a disk approval file (`nodus id approve-disk … --out FILE`). Its
+/// purpose and signature are checked here; the node checks the rest.
+pub fn read_approval(path: &std::path::Path) -> Result<LoadedApproval, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadApproval {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |source| Error::BadApproval {
+        path: path.to_owned(),
+        source,
+    };
+    let signed = nodus_identity::grant::disk_approval_from_file_text(&text).map_err(bad)?;
+    let bytes = signed
+        .to_bytes()
+        .map_err(|e| bad(nodus_identity::grant::DiskApprovalFileError::Decode(e)))?;
+    let s = signed.statement;
+    Ok(LoadedApproval {
+        node: s.payload.node.to_string(),
+        serial: s.payload.serial,
+        expires_at: s.expires_at,
+        bytes,
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -263,6 +315,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// Runs the dashboard on this terminal over `endpoints`, one tab each, until
 /// the operator quits. Must run inside a tokio runtime.
 pub async fn interactive(endpoints: Vec<Endpoint>, on_node: bool) -> Result<(), Error> {
+    interactive_with(endpoints, on_node, Vec::new()).await
+}
+
+/// [`interactive`], with disk approvals to attach when their disk is approved.
+pub async fn interactive_with(
+    endpoints: Vec<Endpoint>,
+    on_node: bool,
+    approvals: Vec<LoadedApproval>,
+) -> Result<(), Error> {
     let names = endpoints
         .iter()
         .map(|e| match e {
@@ -270,7 +331,8 @@ pub async fn interactive(endpoints: Vec<Endpoint>, on_node: bool) -> Result<(), 
             Endpoint::Remote(r) => format!("{}@{}", format::short_id(&r.node.to_string()), r.addr),
         })
         .collect();
-    let app = App::with_tabs(names, on_node);
+    let mut app = App::with_tabs(names, on_node);
+    app.approvals = approvals;
     let theme = Theme::new(Capabilities::from_env());
     let (tx, rx) = tokio::sync::mpsc::channel(1_024);
     let mut requests = Vec::new();
@@ -373,9 +435,17 @@ mod tests {
             "--key",
             "k.json",
             "--on-node",
+            "--approval",
+            "sdb.approval",
+            "--approval",
+            "sdc.approval",
         ])
         .unwrap();
         assert_eq!(cli.args.connect.len(), 2);
+        assert_eq!(
+            cli.args.approvals,
+            [PathBuf::from("sdb.approval"), PathBuf::from("sdc.approval")]
+        );
         assert_eq!(cli.args.connect[1].addr, "[::1]:7443");
         assert!(cli.args.on_node);
         let cli = Cli::try_parse_from(["console", "--from-json", "inv.json"]).unwrap();

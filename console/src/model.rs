@@ -112,6 +112,8 @@ pub struct Disk {
     pub transport: String,
     /// Model.
     pub model: Option<String>,
+    /// Serial number: what an owner's disk approval names.
+    pub serial: Option<String>,
     /// A storage pool may take it.
     pub eligible: bool,
     /// SMART.

@@ -2,16 +2,18 @@
 //! scripts, over the same console protocol as the dashboard.
 //!
 //! Exit codes (mapped by the binary): not authorized (key refused, grant
-//! rejected, role too low) is its own code; a wrong confirmation token is bad
-//! input; an unreachable node is unreachable; other refusals are failures.
+//! rejected, role too low, foreign data without a valid owner's approval) is its
+//! own code; a wrong confirmation token or a damaged approval file is bad input;
+//! an unreachable node is unreachable; other refusals are failures.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nodus_wire::Client;
 use nodus_wire::console::{Action, ClientMsg, Outcome, RefusalCode, Request, RequestId, ServerMsg};
+use nodus_wire::{Blob, Client, Role};
 use serde::Serialize;
 
+use crate::app::LoadedApproval;
 use crate::cli::Target;
 use crate::source::{self, Conversation, DEFAULT_SOCKET, Endpoint, Remote, SourceError};
 
@@ -28,6 +30,11 @@ pub enum Command {
     ApproveDisk {
         /// The disk: kernel name (`sdb`) or serial number.
         disk: String,
+        /// The owner's signed approval (`nodus id approve-disk … --out FILE`),
+        /// needed when the disk holds a partition table or file system and this
+        /// key is not the owner's.
+        #[arg(long, value_name = "FILE")]
+        approval: Option<PathBuf>,
         /// Connection and confirmation.
         #[command(flatten)]
         common: Common,
@@ -129,34 +136,63 @@ struct Report<'a> {
 }
 
 impl Command {
-    fn parts(self) -> (Action, Common) {
-        match self {
-            Command::Identify(c) => (Action::Identify, c),
-            Command::Reboot(c) => (Action::Reboot, c),
-            Command::Poweroff(c) => (Action::PowerOff, c),
-            Command::ApproveDisk { disk, common } => (
-                Action::ApproveDisk {
-                    disk,
-                    approval: None,
-                },
+    /// The request, its flags, and the disk approval read from `--approval`.
+    fn parts(self) -> Result<(Action, Common, Option<LoadedApproval>), Error> {
+        Ok(match self {
+            Command::Identify(c) => (Action::Identify, c, None),
+            Command::Reboot(c) => (Action::Reboot, c, None),
+            Command::Poweroff(c) => (Action::PowerOff, c, None),
+            Command::ApproveDisk {
+                disk,
+                approval,
                 common,
-            ),
-        }
+            } => {
+                let loaded = approval
+                    .as_deref()
+                    .map(crate::cli::read_approval)
+                    .transpose()?;
+                (
+                    Action::ApproveDisk {
+                        disk,
+                        approval: loaded.as_ref().map(|a| Blob(a.bytes.clone())),
+                    },
+                    common,
+                    loaded,
+                )
+            }
+        })
     }
 
     /// Runs the action and prints its outcome (`json`: one JSON object).
     pub fn run(self, json: bool) -> Result<(), Error> {
-        let (action, common) = self.parts();
+        let (action, common, approval) = self.parts()?;
+        let disk = match &action {
+            Action::ApproveDisk { disk, .. } => Some(disk.clone()),
+            _ => None,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Unreachable(format!("cannot start the runtime: {e}")))?;
         let id = common.request_id.unwrap_or_else(RequestId::random);
         let name = action.name();
-        let (replayed, outcome) = runtime.block_on(async {
+        let answer = runtime.block_on(async {
             let endpoint = endpoint(&common)?;
             send(&endpoint, action, common.confirm.clone(), id).await
         })?;
+        let replayed = answer.replayed;
+        let mut outcome = answer.outcome.clone();
+        // The node says only that the approval is not good enough; say what in it
+        // does not match what the node told us about itself.
+        if let (Some(a), Some(disk), Outcome::Refused { code, message }) =
+            (&approval, &disk, &mut outcome)
+            && *code == RefusalCode::NotAuthorized
+            && answer.role.is_some_and(|r| r.covers(Role::Operator))
+        {
+            let now = nodus_identity::statement::unix_now();
+            message.push_str("; ");
+            message.push_str(&approval_hint(a, disk, &answer, now));
+        }
         let (word, code, message) = match &outcome {
             Outcome::Done(m) => ("done", None, m.as_str()),
             Outcome::Refused { code, message } => {
@@ -216,13 +252,69 @@ fn endpoint(c: &Common) -> Result<Endpoint, Error> {
     })))
 }
 
-/// Sends one request and waits for its response: `(replayed, outcome)`.
+/// The node's answer to one request, with what it said about itself first.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The node answered an earlier request with this id (run once).
+    pub replayed: bool,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The role the node gave this key or user (its welcome).
+    pub role: Option<Role>,
+    /// The node id (its welcome).
+    pub node_id: Option<String>,
+    /// The inventory document of its snapshot.
+    pub inventory_json: Option<String>,
+}
+
+/// Why an approval presented with a refused approve-disk was not accepted, as far as
+/// this side can tell from the approval and what the node told about itself.
+fn approval_hint(a: &LoadedApproval, disk: &str, answer: &Answer, now: u64) -> String {
+    let mut why = Vec::new();
+    if let Some(node) = &answer.node_id
+        && *node != a.node
+    {
+        why.push(format!("it is for node {}, not this node {node}", a.node));
+    }
+    let serial = answer
+        .inventory_json
+        .as_deref()
+        .and_then(|j| crate::model::Inventory::from_json(j).ok())
+        .and_then(|inv| {
+            inv.disks
+                .into_iter()
+                .find(|d| d.name == disk || d.serial.as_deref() == Some(disk))
+        })
+        .and_then(|d| d.serial);
+    if let Some(serial) = serial
+        && serial != a.serial
+    {
+        why.push(format!(
+            "it names serial {:?}, but disk {disk} has serial {serial:?}",
+            a.serial
+        ));
+    }
+    if let Some(t) = a.expires_at
+        && t <= now
+    {
+        why.push(format!("it expired at {t} (Unix seconds; now {now})"));
+    }
+    if why.is_empty() {
+        "the approval presented names this node and disk and has not expired: was it signed \
+         by this node's owner key, for this node's network?"
+            .to_owned()
+    } else {
+        format!("the approval presented does not match: {}", why.join("; "))
+    }
+}
+
+/// Sends one request and waits for its response.
 pub async fn send(
     endpoint: &Endpoint,
     action: Action,
     confirm: String,
     id: RequestId,
-) -> Result<(bool, Outcome), Error> {
+) -> Result<Answer, Error> {
     let mut conv = Conversation::open(endpoint, source::hello(0)).await?;
     conv.writer
         .send(&ClientMsg::Request(Request {
@@ -232,11 +324,23 @@ pub async fn send(
         }))
         .await?;
     let wait = async {
+        let (mut role, mut node_id, mut inventory_json) = (None, None, None);
         loop {
             match conv.reader.recv().await? {
                 Some(ServerMsg::Response(r)) if r.id == id => {
-                    return Ok((r.replayed, r.outcome));
+                    return Ok(Answer {
+                        replayed: r.replayed,
+                        outcome: r.outcome,
+                        role,
+                        node_id,
+                        inventory_json,
+                    });
                 }
+                Some(ServerMsg::Welcome(w)) => {
+                    role = Some(w.role);
+                    node_id = Some(w.node_id);
+                }
+                Some(ServerMsg::Snapshot(s)) => inventory_json = Some(s.inventory_json),
                 Some(ServerMsg::Goodbye(why)) => {
                     return Err(Error::Unreachable(format!("the node said goodbye: {why}")));
                 }
@@ -274,6 +378,102 @@ mod tests {
     }
 
     #[test]
+    fn refused_approval_is_explained_from_what_the_node_said() {
+        let a = LoadedApproval {
+            node: "node1this".into(),
+            serial: "SER-B".into(),
+            expires_at: Some(1_000),
+            bytes: vec![1],
+        };
+        let answer = |node: &str| Answer {
+            replayed: false,
+            outcome: Outcome::Done(String::new()),
+            role: Some(Role::Operator),
+            node_id: Some(node.into()),
+            inventory_json: Some(
+                r#"{"disks":[{"name":"sda","serial":"SER-A"},{"name":"sdb","serial":"SER-B"}]}"#
+                    .into(),
+            ),
+        };
+        let hint = approval_hint(&a, "sda", &answer("node1other"), 2_000);
+        for part in [
+            "for node node1this, not this node node1other",
+            "names serial \"SER-B\", but disk sda has serial \"SER-A\"",
+            "expired at 1000",
+        ] {
+            assert!(hint.contains(part), "{part:?} not in {hint}");
+        }
+        // Right node, right disk (by name or serial), in time: the signer is left.
+        for disk in ["sdb", "SER-B"] {
+            let hint = approval_hint(&a, disk, &answer("node1this"), 999);
+            assert!(hint.contains("owner key"), "{hint}");
+        }
+    }
+
+    #[test]
+    fn approval_file_is_read_and_attached_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = nodus_identity::SecretKey::from_seed(&[1; 32]);
+        let node =
+            nodus_identity::NodeId::from(nodus_identity::SecretKey::from_seed(&[2; 32]).public());
+        let signed = nodus_identity::grant::approve_disk(
+            &owner,
+            nodus_identity::DEFAULT_NETWORK,
+            nodus_identity::grant::DiskApproval {
+                node,
+                serial: "SER-B".into(),
+            },
+            None,
+        )
+        .unwrap();
+        let good = dir.path().join("good");
+        std::fs::write(
+            &good,
+            nodus_identity::grant::disk_approval_to_file_text(&signed, None).unwrap(),
+        )
+        .unwrap();
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "nodus-disk-approval-v1 !!\n").unwrap();
+        let parse = |file: &std::path::Path| {
+            Cli::try_parse_from([
+                "node",
+                "approve-disk",
+                "sdb",
+                "--confirm",
+                "x",
+                "--approval",
+                file.to_str().unwrap(),
+            ])
+            .unwrap()
+            .cmd
+            .parts()
+        };
+        let (action, _, loaded) = parse(&good).unwrap();
+        let loaded = loaded.unwrap();
+        assert_eq!(
+            (loaded.serial.as_str(), loaded.node.clone()),
+            ("SER-B", node.to_string())
+        );
+        assert_eq!(
+            action,
+            Action::ApproveDisk {
+                disk: "sdb".into(),
+                approval: Some(Blob(signed.to_bytes().unwrap()))
+            }
+        );
+        let e = parse(&bad).unwrap_err();
+        assert!(
+            matches!(e, Error::Setup(crate::cli::Error::BadApproval { .. })),
+            "{e}"
+        );
+        let e = parse(&dir.path().join("missing")).unwrap_err();
+        assert!(
+            matches!(e, Error::Setup(crate::cli::Error::ReadApproval { .. })),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn parses_actions_and_request_ids() {
         let cli = Cli::try_parse_from([
             "node",
@@ -289,8 +489,16 @@ mod tests {
             "000102030405060708090a0b0c0d0e0f",
         ])
         .unwrap();
-        let (action, common) = cli.cmd.parts();
+        let (action, common, approval) = cli.cmd.parts().unwrap();
         assert_eq!(action.name(), "approve-disk");
+        assert_eq!(
+            action,
+            Action::ApproveDisk {
+                disk: "sdb".into(),
+                approval: None
+            }
+        );
+        assert!(approval.is_none());
         assert_eq!(
             common.request_id.unwrap().to_string(),
             "000102030405060708090a0b0c0d0e0f"
@@ -304,7 +512,7 @@ mod tests {
                 .is_err()
         );
         let cli = Cli::try_parse_from(["node", "poweroff", "--confirm", "x"]).unwrap();
-        let (action, common) = cli.cmd.parts();
+        let (action, common, _) = cli.cmd.parts().unwrap();
         assert_eq!(action, Action::PowerOff);
         assert_eq!(common.socket, PathBuf::from(DEFAULT_SOCKET));
     }

@@ -60,12 +60,50 @@ pub struct GrantArgs {
     pass: PassphraseArgs,
 }
 
+/// Arguments of `nodus id approve-disk` (boxed in [`Command`]: they are large).
+#[derive(Debug, clap::Args)]
+pub struct ApproveDiskArgs {
+    /// The owner's keystore (the node's owner, as configured on the node).
+    #[arg(long, value_name = "PATH")]
+    keystore: PathBuf,
+    /// The node the disk is in (`node1…`).
+    #[arg(long, value_name = "NODE")]
+    node: NodeId,
+    /// The disk's serial number, as the node's inventory shows it (the console's
+    /// Hardware screen, or `nodus agent inventory --json`).
+    #[arg(long, value_name = "SERIAL")]
+    serial: String,
+    /// The disk's kernel name (`sdb`), written into the file's comments for the
+    /// people passing it on. The node goes by the serial only: names change
+    /// across reboots.
+    #[arg(long, value_name = "NAME")]
+    disk: Option<String>,
+    /// When it stops being valid (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
+    /// Without it the approval never expires.
+    #[arg(long, value_name = "RFC3339")]
+    expires: Option<String>,
+    /// The network (chain id) the approval is valid on.
+    #[arg(long, default_value = crate::DEFAULT_NETWORK)]
+    network: String,
+    /// The approval file to write. An existing file is never overwritten.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pass: PassphraseArgs,
+}
+
 /// Subcommands of `nodus id`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Sign a grant with the owner's key: the key `--to` gets `--role` on `--node`.
     /// The grant file is then presented by that key's console or CLI (`--grant`).
     Grant(Box<GrantArgs>),
+    /// Sign the owner's approval to wipe one disk that holds data the node did
+    /// not create (a partition table or file system). The file is then presented
+    /// by an operator: `nodus node approve-disk DISK --approval FILE`, or
+    /// `nodus console --approval FILE`.
+    ApproveDisk(Box<ApproveDiskArgs>),
     /// Create a new key in a new keystore and show its backup words once.
     New {
         /// The keystore file to create. An existing file is never overwritten.
@@ -144,6 +182,12 @@ pub enum Error {
     /// The grant could not be made (e.g. the owner role was asked for).
     #[error(transparent)]
     Grant(#[from] crate::grant::GrantError),
+    /// `--serial` is empty.
+    #[error("--serial is empty; give the disk's serial number as the node shows it")]
+    EmptySerial,
+    /// The disk approval could not be signed (e.g. an empty or overlong network).
+    #[error("Cannot sign the disk approval")]
+    DiskApproval(#[source] crate::statement::StatementError),
     /// The grant file could not be written.
     #[error("Cannot write {path}")]
     Write {
@@ -223,15 +267,7 @@ impl Command {
                     pass,
                 } = *args;
                 let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
-                if out.exists() {
-                    return Err(Error::Write {
-                        path: out.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::AlreadyExists,
-                            "file exists; not overwriting it",
-                        ),
-                    });
-                }
+                refuse_existing(&out)?;
                 let owner = open_keystore(&keystore, &pass)?;
                 let grant = crate::grant::issue(
                     &owner,
@@ -263,6 +299,7 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::ApproveDisk(args) => approve_disk(*args, json),
             Command::New { keystore, pass } => {
                 if keystore.exists() {
                     return Err(KeystoreError::AlreadyExists(keystore).into());
@@ -317,6 +354,73 @@ impl Command {
             }
         }
     }
+}
+
+/// `nodus id approve-disk`: checks the input, signs, writes the file.
+fn approve_disk(args: ApproveDiskArgs, json: bool) -> Result<(), Error> {
+    let ApproveDiskArgs {
+        keystore,
+        node,
+        serial,
+        disk,
+        expires,
+        network,
+        out,
+        pass,
+    } = args;
+    // The node compares the serial it reads from sysfs, trimmed, byte for byte.
+    let serial = serial.trim().to_owned();
+    if serial.is_empty() {
+        return Err(Error::EmptySerial);
+    }
+    let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+    refuse_existing(&out)?;
+    let owner = open_keystore(&keystore, &pass)?;
+    let approval = crate::grant::approve_disk(
+        &owner,
+        &network,
+        crate::grant::DiskApproval {
+            node,
+            serial: serial.clone(),
+        },
+        expires_at,
+    )
+    .map_err(Error::DiskApproval)?;
+    let text = crate::grant::disk_approval_to_file_text(&approval, disk.as_deref())
+        .map_err(Error::DiskApproval)?;
+    write_new_file(&out, text.as_bytes())?;
+    if json {
+        let v = serde_json::json!({
+            "approval": out,
+            "node": node,
+            "serial": serial,
+            "disk": disk,
+            "signer": AccountId::from(owner.public()),
+            "expires_at": expires_at,
+            "network": network,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "approval to wipe disk {serial:?} on {node} written to {}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Fails if `out` exists, before any passphrase is asked for.
+fn refuse_existing(out: &Path) -> Result<(), Error> {
+    if out.exists() {
+        return Err(Error::Write {
+            path: out.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "file exists; not overwriting it",
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Opens a keystore for other commands, with the same passphrase rules.
@@ -410,4 +514,112 @@ fn read_passphrase(args: &PassphraseArgs, confirm: bool) -> Result<Passphrase, E
         }
     }
     Ok(Passphrase::new(first.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::{DiskApprovalFileError, disk_approval_from_file_text};
+    use crate::statement::{Expect, purpose};
+
+    struct Owner {
+        dir: tempfile::TempDir,
+        key: SecretKey,
+        pass: PassphraseArgs,
+    }
+
+    fn owner() -> Owner {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_seed(&[7; 32]);
+        Keystore::create(
+            &dir.path().join("owner.key"),
+            &key,
+            &Passphrase::new("pw"),
+            KdfParams::FLOOR,
+        )
+        .unwrap();
+        let pass_file = dir.path().join("pass");
+        std::fs::write(&pass_file, "pw\n").unwrap();
+        Owner {
+            dir,
+            key,
+            pass: PassphraseArgs {
+                passphrase_file: Some(pass_file),
+            },
+        }
+    }
+
+    fn args(o: &Owner, serial: &str, expires: Option<&str>, out: &str) -> ApproveDiskArgs {
+        ApproveDiskArgs {
+            keystore: o.dir.path().join("owner.key"),
+            node: NodeId::from(SecretKey::from_seed(&[8; 32]).public()),
+            serial: serial.to_owned(),
+            disk: Some("sdb".into()),
+            expires: expires.map(str::to_owned),
+            network: crate::DEFAULT_NETWORK.into(),
+            out: o.dir.path().join(out),
+            pass: o.pass.clone(),
+        }
+    }
+
+    #[test]
+    fn approve_disk_writes_a_file_the_node_accepts() {
+        let o = owner();
+        let a = args(
+            &o,
+            "  ATA000005\n",
+            Some("2999-01-01T00:00:00Z"),
+            "a.approval",
+        );
+        let (node, out) = (a.node, a.out.clone());
+        approve_disk(a, true).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains("(seen as sdb)"), "{text}");
+        let signed = disk_approval_from_file_text(&text).unwrap();
+        let owner_key = o.key.public();
+        let now = crate::statement::unix_now();
+        let payload = signed
+            .verify(
+                &Expect::new(purpose::DISK_APPROVAL, crate::DEFAULT_NETWORK, now)
+                    .signed_by(&owner_key),
+            )
+            .unwrap();
+        // The serial is trimmed as the node trims what it reads from sysfs.
+        assert_eq!(payload.serial, "ATA000005");
+        assert_eq!(payload.node, node);
+        assert!(signed.statement.expires_at.unwrap() > now);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn approve_disk_refuses_bad_input_and_never_overwrites() {
+        let o = owner();
+        // A past expiry, or not RFC 3339.
+        for bad in ["2001-01-01T00:00:00Z", "tomorrow"] {
+            let e = approve_disk(args(&o, "S", Some(bad), "x"), false).unwrap_err();
+            assert!(matches!(e, Error::BadExpiry(_)), "{e}");
+        }
+        let e = approve_disk(args(&o, " \t", None, "x"), false).unwrap_err();
+        assert!(matches!(e, Error::EmptySerial), "{e}");
+        assert!(!o.dir.path().join("x").exists());
+        // An existing file is left as it is.
+        std::fs::write(o.dir.path().join("x"), "keep me").unwrap();
+        let e = approve_disk(args(&o, "S", None, "x"), false).unwrap_err();
+        assert!(matches!(e, Error::Write { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(o.dir.path().join("x")).unwrap(),
+            "keep me"
+        );
+        assert_eq!(
+            disk_approval_from_file_text("keep me"),
+            Err(DiskApprovalFileError::NoApprovalLine)
+        );
+        // A wrong passphrase writes nothing.
+        std::fs::write(o.pass.passphrase_file.as_ref().unwrap(), "nope\n").unwrap();
+        let e = approve_disk(args(&o, "S", None, "y"), false).unwrap_err();
+        assert!(matches!(e, Error::Keystore(_)), "{e}");
+        assert!(!o.dir.path().join("y").exists());
+    }
 }

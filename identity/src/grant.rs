@@ -248,6 +248,102 @@ pub fn approve_disk(
     .sign(owner)
 }
 
+/// A disk approval as stored in a file and presented with `--approval FILE`.
+pub type SignedDiskApproval = Signed<DiskApproval>;
+
+/// The first word of the line that carries the approval in a disk approval file.
+pub const DISK_APPROVAL_FILE_TAG: &str = "nodus-disk-approval-v1";
+
+/// Why a disk approval file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskApprovalFileError {
+    /// No `nodus-disk-approval-v1 …` line.
+    #[error("No {DISK_APPROVAL_FILE_TAG} line found; is this a disk approval file?")]
+    NoApprovalLine,
+    /// A grant file was given where a disk approval was expected.
+    #[error(
+        "This is a grant file ({GRANT_FILE_TAG}), not a disk approval; make one with `nodus id approve-disk`"
+    )]
+    GrantFile,
+    /// The line's payload is not base64url.
+    #[error("Disk approval line is not valid base64url")]
+    Encoding,
+    /// The payload is not a signed disk approval.
+    #[error("Disk approval line does not hold a signed disk approval")]
+    Decode(#[source] StatementError),
+    /// Signed, but for another purpose than approving a disk.
+    #[error("Statement is for purpose {0:?}, not a disk approval")]
+    WrongPurpose(String),
+    /// The signature does not match the statement (damaged or altered).
+    #[error("Disk approval signature is invalid (the file is damaged or was altered)")]
+    BadSignature,
+}
+
+/// Signs a [`DiskApproval`] and writes it as the text of a disk approval file:
+/// `#` comment lines saying what it approves (for the people passing it on),
+/// then one line `nodus-disk-approval-v1 <base64url of the signed statement>`.
+/// `disk` is the kernel name the owner saw, shown in the comments only: names
+/// change across reboots, so the node checks the serial.
+pub fn disk_approval_to_file_text(
+    approval: &SignedDiskApproval,
+    disk: Option<&str>,
+) -> Result<String, StatementError> {
+    let bytes = approval.to_bytes()?;
+    let s = &approval.statement;
+    let mut out = format!(
+        "# Nodus disk approval: the disk with serial {:?}{} on {} may be wiped\n\
+         # for pool use by an operator presenting this file.\n\
+         # signed by {} for network {:?}\n",
+        s.payload.serial,
+        disk.map(|d| format!(" (seen as {d})")).unwrap_or_default(),
+        s.payload.node,
+        AccountId::from(s.signer),
+        s.network,
+    );
+    match s.expires_at {
+        Some(t) => out.push_str(&format!("# expires at {t} (Unix seconds)\n")),
+        None => out.push_str("# never expires\n"),
+    }
+    out.push_str(DISK_APPROVAL_FILE_TAG);
+    out.push(' ');
+    out.push_str(&data_encoding::BASE64URL_NOPAD.encode(&bytes));
+    out.push('\n');
+    Ok(out)
+}
+
+/// Reads a disk approval file written by [`disk_approval_to_file_text`] and
+/// checks what can be checked without the node: the purpose, and that the
+/// signature matches the statement. Who signed it, the network, the node, the
+/// serial and the expiry are the node's to judge.
+pub fn disk_approval_from_file_text(
+    text: &str,
+) -> Result<SignedDiskApproval, DiskApprovalFileError> {
+    let lines = || text.lines().map(str::trim);
+    let Some(line) = lines().find_map(|l| l.strip_prefix(DISK_APPROVAL_FILE_TAG)) else {
+        return Err(if lines().any(|l| l.starts_with(GRANT_FILE_TAG)) {
+            DiskApprovalFileError::GrantFile
+        } else {
+            DiskApprovalFileError::NoApprovalLine
+        });
+    };
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(line.trim().as_bytes())
+        .map_err(|_| DiskApprovalFileError::Encoding)?;
+    let signed = SignedDiskApproval::from_bytes(&bytes).map_err(DiskApprovalFileError::Decode)?;
+    let s = &signed.statement;
+    if s.purpose != purpose::DISK_APPROVAL {
+        return Err(DiskApprovalFileError::WrongPurpose(
+            s.purpose.chars().take(80).collect(),
+        ));
+    }
+    let signing = s.signing_bytes().map_err(DiskApprovalFileError::Decode)?;
+    if !s.signer.verify_raw(&signing, &signed.signature) {
+        return Err(DiskApprovalFileError::BadSignature);
+    }
+    Ok(signed)
+}
+
 /// The first word of the line that carries a grant in a grant file.
 pub const GRANT_FILE_TAG: &str = "nodus-grant-v1";
 
@@ -402,6 +498,124 @@ mod tests {
             from_file_text("nodus-grant-v1 AAAA"),
             Err(GrantFileError::Decode(_))
         ));
+    }
+
+    fn disk_approval(w: &World, serial: &str) -> SignedDiskApproval {
+        approve_disk(
+            &w.owner,
+            NET,
+            DiskApproval {
+                node: w.node,
+                serial: serial.to_owned(),
+            },
+            Some(NOW + 60),
+        )
+        .unwrap()
+    }
+
+    fn approval_line(signed: &SignedDiskApproval) -> String {
+        format!(
+            "{DISK_APPROVAL_FILE_TAG} {}",
+            data_encoding::BASE64URL_NOPAD.encode(&signed.to_bytes().unwrap())
+        )
+    }
+
+    #[test]
+    fn disk_approval_file_round_trips_and_verifies_as_the_node_does() {
+        let w = world();
+        let a = disk_approval(&w, "WD-123 456");
+        let text = disk_approval_to_file_text(&a, Some("sdb")).unwrap();
+        // One machine line; everything else is a comment for people.
+        let machine: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(machine.len(), 1, "{text}");
+        assert!(machine[0].starts_with("nodus-disk-approval-v1 "), "{text}");
+        assert!(
+            text.contains("\"WD-123 456\"") && text.contains("sdb"),
+            "{text}"
+        );
+        assert!(text.contains(&w.node.to_string()), "{text}");
+        let back = disk_approval_from_file_text(&text).unwrap();
+        assert_eq!(back, a);
+        // What the node checks: purpose, network, owner, expiry, then node and serial.
+        let owner = w.owner.public();
+        let expect = Expect::new(purpose::DISK_APPROVAL, NET, NOW).signed_by(&owner);
+        let payload = back.verify(&expect).unwrap();
+        assert_eq!(
+            (payload.node, payload.serial.as_str()),
+            (w.node, "WD-123 456")
+        );
+        // Surrounding blank lines and indentation are tolerated.
+        let padded = format!("\n  {}  \n\n", approval_line(&a));
+        assert_eq!(disk_approval_from_file_text(&padded).unwrap(), a);
+    }
+
+    #[test]
+    fn disk_approval_file_names_each_bad_input() {
+        let w = world();
+        let a = disk_approval(&w, "SER1");
+        assert_eq!(
+            disk_approval_from_file_text(""),
+            Err(DiskApprovalFileError::NoApprovalLine)
+        );
+        assert_eq!(
+            disk_approval_from_file_text("# only comments\nhello\n"),
+            Err(DiskApprovalFileError::NoApprovalLine)
+        );
+        // A grant file is recognised and named.
+        let g = to_file_text(&grant(&w, Role::Operator, None)).unwrap();
+        assert_eq!(
+            disk_approval_from_file_text(&g),
+            Err(DiskApprovalFileError::GrantFile)
+        );
+        assert_eq!(
+            disk_approval_from_file_text("nodus-disk-approval-v1 !!!"),
+            Err(DiskApprovalFileError::Encoding)
+        );
+        for empty_or_junk in ["nodus-disk-approval-v1", "nodus-disk-approval-v1 AAAA"] {
+            assert!(matches!(
+                disk_approval_from_file_text(empty_or_junk),
+                Err(DiskApprovalFileError::Decode(_))
+            ));
+        }
+        // Truncated: the first half of a real approval.
+        let line = approval_line(&a);
+        let cut = &line[..DISK_APPROVAL_FILE_TAG.len() + 1 + 40];
+        assert!(matches!(
+            disk_approval_from_file_text(cut),
+            Err(DiskApprovalFileError::Decode(_))
+        ));
+        // Altered after signing: another serial under the owner's signature.
+        let mut forged = a.clone();
+        forged.statement.payload.serial = "SER2".into();
+        assert_eq!(
+            disk_approval_from_file_text(&approval_line(&forged)),
+            Err(DiskApprovalFileError::BadSignature)
+        );
+        // A good signature over another purpose (here: a grant's) is refused.
+        let relabelled = Statement::new(
+            purpose::GRANT,
+            NET,
+            w.owner.public(),
+            None,
+            DiskApproval {
+                node: w.node,
+                serial: "SER1".into(),
+            },
+        )
+        .sign(&w.owner)
+        .unwrap();
+        assert_eq!(
+            disk_approval_from_file_text(&approval_line(&relabelled)),
+            Err(DiskApprovalFileError::WrongPurpose(purpose::GRANT.into()))
+        );
+        // Every error reads as a sentence for the person holding the file.
+        for e in [
+            DiskApprovalFileError::NoApprovalLine,
+            DiskApprovalFileError::GrantFile,
+            DiskApprovalFileError::BadSignature,
+        ] {
+            assert!(e.to_string().chars().next().unwrap().is_uppercase());
+        }
     }
 
     fn grant(w: &World, role: Role, expires: Option<u64>) -> SignedGrant {
