@@ -249,10 +249,31 @@ impl Reporter {
     }
 }
 
-/// Runs the chain client until `stop`.
+/// Waits until the node key created at this start is on disk (`None`: it was
+/// read from disk). `false`, with a critical event, when writing it failed: the
+/// next start would be a different node, so this identity must not join the
+/// chain.
+async fn key_on_disk(durable: Option<tokio::sync::oneshot::Receiver<bool>>, hub: &Hub) -> bool {
+    let Some(rx) = durable else { return true };
+    if rx.await.unwrap_or(false) {
+        return true;
+    }
+    hub.event(
+        Level::Critical,
+        "chain",
+        "the node key could not be written to the state directory; not joining the \
+         chain with an identity the next start would not have (fix the state \
+         directory and restart the agent)",
+    );
+    false
+}
+
+/// Runs the chain client until `stop`, once the node key is on disk
+/// (`durable`, see [`crate::daemon::NodeKey`]).
 pub fn spawn(
     cfg: ChainConfig,
     key: SecretKey,
+    durable: Option<tokio::sync::oneshot::Receiver<bool>>,
     hub: Arc<Hub>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, ChainError> {
@@ -270,6 +291,10 @@ pub fn spawn(
         contracts: None,
     };
     Ok(tokio::spawn(async move {
+        tokio::select! {
+            durable = key_on_disk(durable, &c.hub) => if !durable { return },
+            _ = stop.changed() => return,
+        }
         let backoff = Backoff::default();
         let mut failures: u32 = 0;
         // A seedable RNG: `thread_rng` is not `Send` across the awaits below.
@@ -310,6 +335,43 @@ mod tests {
     use nodus_validator::state::reward::EpochResult;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_chain_waits_for_the_node_key_on_disk_and_skips_a_lost_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::hal::SysRoot::at(dir.path()).unwrap();
+        let inv = crate::inventory::collect_with(&root, &crate::inventory::Options::default());
+        let hub = Hub::new(
+            "node1x".into(),
+            crate::inventory::Mode::Observe,
+            None,
+            inv,
+            None,
+        );
+        assert!(key_on_disk(None, &hub).await, "a key read from disk");
+
+        // Created at this start, really written: joins the chain.
+        let path = dir.path().join("state/node.key");
+        let (_, sealing) = crate::daemon::cli::load_or_create_key(&path).unwrap();
+        let mut sealing = sealing.unwrap();
+        assert!(key_on_disk(sealing.durable(), &hub).await);
+        sealing.wait();
+        assert!(path.exists());
+        assert!(hub.snapshot(0).0.events.is_empty());
+
+        // Its directory is a file: the write fails, so the identity stays off
+        // the chain and the farmer is told why.
+        std::fs::write(dir.path().join("blocked"), b"").unwrap();
+        let lost = dir.path().join("blocked/node.key");
+        let (_, sealing) = crate::daemon::cli::load_or_create_key(&lost).unwrap();
+        let mut sealing = sealing.unwrap();
+        assert!(!key_on_disk(sealing.durable(), &hub).await);
+        sealing.wait();
+        let events = hub.snapshot(0).0.events;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].level, Level::Critical);
+        assert!(events[0].message.contains("node key could not be written"));
+    }
 
     #[test]
     fn the_stake_screen_shows_the_settled_epochs_uptime_once_there_is_one() {

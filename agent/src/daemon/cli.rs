@@ -98,9 +98,16 @@ pub enum RunError {
 pub struct Sealing {
     path: PathBuf,
     thread: std::thread::JoinHandle<Result<(), nodus_identity::KeystoreError>>,
+    durable: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 impl Sealing {
+    /// Resolves to whether the keystore reached the disk; the daemon's chain
+    /// client waits for it (see [`super::NodeKey`]). Taken once.
+    pub fn durable(&mut self) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        self.durable.take()
+    }
+
     /// Waits until the keystore is on disk. A failure is reported, not
     /// returned: the agent ran with the key either way, and the next start
     /// creates another one.
@@ -153,10 +160,13 @@ pub fn load_or_create_key(
     let key = SecretKey::generate().map_err(RunError::Generate)?;
     let sealed = key.clone();
     let file = path.to_owned();
+    let (durable_tx, durable) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("seal-node-key".into())
         .spawn(move || {
-            Keystore::create(&file, &sealed, &pass, kdf_params(unattended))?;
+            let written = Keystore::create(&file, &sealed, &pass, kdf_params(unattended));
+            let _ = durable_tx.send(written.is_ok());
+            written?;
             tracing::info!(path = %file.display(), "created the node key");
             Ok(())
         })
@@ -166,6 +176,7 @@ pub fn load_or_create_key(
         Some(Sealing {
             path: path.to_owned(),
             thread,
+            durable: Some(durable),
         }),
     ))
 }
@@ -199,7 +210,11 @@ impl RunArgs {
     pub fn run(self) -> Result<(), RunError> {
         let config = self.resolve()?;
         crate::boot::timeline::mark("agent", "configured");
-        let (key, sealing) = load_or_create_key(&config.key)?;
+        let (key, mut sealing) = load_or_create_key(&config.key)?;
+        let key = super::NodeKey {
+            key,
+            durable: sealing.as_mut().and_then(Sealing::durable),
+        };
         crate::boot::timeline::mark("agent", "node key ready");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -208,14 +208,36 @@ fn socket_policy(group: &str) -> Arc<dyn RolePolicy> {
     }
 }
 
+/// The node key the daemon serves with, and whether it is on disk yet.
+///
+/// A key created at this start is used at once while its keystore is sealed in
+/// the background (see [`cli::load_or_create_key`]). Answering consoles with it
+/// is harmless, but the chain client waits for `durable`: an identity registered
+/// on the chain must be one the next start still has.
+#[derive(Debug)]
+pub struct NodeKey {
+    /// The key.
+    pub key: SecretKey,
+    /// `None`: the key was read from disk (or is the caller's to keep).
+    /// Otherwise resolves to whether writing its keystore succeeded.
+    pub durable: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl From<SecretKey> for NodeKey {
+    fn from(key: SecretKey) -> Self {
+        Self { key, durable: None }
+    }
+}
+
 /// Runs the daemon until `shutdown` resolves. `on_ready` is called once every
 /// API serves.
 pub async fn run(
     config: Config,
-    key: SecretKey,
+    key: impl Into<NodeKey>,
     on_ready: impl FnOnce(&Ready),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let NodeKey { key, durable } = key.into();
     let root = match &config.root {
         Some(dir) => SysRoot::at(dir)?,
         None => SysRoot::host(),
@@ -489,7 +511,8 @@ pub async fn run(
     };
 
     let chain_task = match config.chain.clone() {
-        Some(c) => match crate::chain::spawn(c, key.clone(), hub.clone(), stop_rx.clone()) {
+        Some(c) => match crate::chain::spawn(c, key.clone(), durable, hub.clone(), stop_rx.clone())
+        {
             Ok(t) => Some(t),
             Err(error) => {
                 hub.event(
