@@ -7,7 +7,9 @@
 //! The machine is synthetic (agent/tests/common/generate.rs): its disks are
 //! sparse files under `<root>/dev/`, two of them (`sde`, `sdf`) with a GPT
 //! header, so a wipe — or its absence — is checked on real bytes. Heavy tier:
-//! several processes (the agent, one `nodus` per step) on loopback QUIC.
+//! several processes (the agent, one `nodus` per step) on loopback QUIC, and the
+//! dashboard (`nodus console --approval FILE`) in tmux, which scripts/test.sh
+//! installs; that test is skipped with a message when tmux is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../agent/tests/common/generate.rs"]
@@ -16,6 +18,7 @@ mod generate;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use nodus_identity::grant::{DiskApproval, approve_disk, disk_approval_to_file_text};
 use nodus_identity::{Keystore, NodeId, Passphrase, SecretKey};
@@ -228,6 +231,60 @@ fn sign_approval(key: &SecretKey, node: &str, serial: &str, expires_at: u64, out
     std::fs::write(out, disk_approval_to_file_text(&signed, None).unwrap()).unwrap();
 }
 
+/// A tmux server of its own running one command in a 120×40 pane.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Self {
+        let t = Tmux {
+            socket: format!("nodus-approval-{}", std::process::id()),
+        };
+        let out = t.run(&["new-session", "-d", "-s", "c", "-x", "120", "-y", "40", cmd]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Polls the pane until `pred` holds; the limit only bounds a hang.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.run(&["capture-pane", "-p", "-t", "c"]);
+            let pane = String::from_utf8_lossy(&out.stdout).into_owned();
+            if pred(&pane) {
+                return pane;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waiting for {what}; pane:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "c"];
+        args.extend(keys);
+        assert!(self.run(&args).status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
 fn message(o: &Output) -> String {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|_| panic!("no JSON report: {}", stderr(o)));
@@ -361,5 +418,75 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
         "sde's first MiB is not zero"
     );
     // The approval was for sde's serial only: sdf keeps its GPT.
+    assert_eq!(&agent.head("sdf")[512..520], b"EFI PART");
+}
+
+#[test]
+fn heavy_console_attaches_the_approval_of_the_selected_disk() {
+    let have_tmux = Command::new("sh")
+        .args(["-c", "command -v tmux"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_tmux {
+        eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let agent = Agent::start();
+    let (op_key, op_grant) = agent.grant("operator");
+    let sde = agent.serial("sde");
+    let good = agent.path("sde.approval");
+    let o = agent.owner_approves(&agent.node, &sde, &["--disk", "sde"], &good);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(&agent.head("sde")[512..520], b"EFI PART");
+    let token = &agent.node[..13];
+    let tmux = Tmux::start(&format!(
+        "env NODUS_PASSPHRASE={PASS} TERM=xterm-256color {NODUS} console --connect {}@{} \
+         --key {} --grant {} --approval {}; sleep 30",
+        agent.node,
+        agent.quic,
+        op_key.display(),
+        op_grant.display(),
+        good.display()
+    ));
+    tmux.wait_for("the connected console", |p| {
+        p.contains("connected") && p.contains(&agent.node)
+    });
+    tmux.keys(&["2"]);
+    tmux.wait_for("the hardware screen", |p| {
+        p.contains("Disks") && p.contains("sde")
+    });
+    // Select disks with `d` until the approve prompt names sde.
+    let mut found = false;
+    for _ in 0..8 {
+        tmux.keys(&["a"]);
+        let pane = tmux.wait_for("the approve prompt", |p| {
+            p.contains(&format!("Type {token}"))
+        });
+        if pane.contains("approve disk sde") {
+            // Only sde has an approval loaded, and the prompt says it is attached.
+            assert!(pane.contains("owner's"), "{pane}");
+            found = true;
+            break;
+        }
+        assert!(!pane.contains("owner's"), "{pane}");
+        // Escape on its own: followed at once by `d` a terminal reads Alt-d.
+        tmux.keys(&["Escape"]);
+        tmux.wait_for("the prompt to close", |p| {
+            !p.contains(&format!("Type {token}"))
+        });
+        tmux.keys(&["d"]);
+    }
+    assert!(found, "no way to select sde");
+    tmux.keys(&["-l", token]);
+    tmux.keys(&["Enter"]);
+    let pane = tmux.wait_for("the outcome", |p| {
+        p.contains(": done") || p.contains("refused")
+    });
+    assert!(!pane.contains("refused"), "{pane}");
+    assert!(
+        agent.head("sde").iter().all(|b| *b == 0),
+        "sde's first MiB is not zero"
+    );
     assert_eq!(&agent.head("sdf")[512..520], b"EFI PART");
 }

@@ -618,6 +618,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever is in the file, reading it answers with an error, never a panic.
+        #[test]
+        fn disk_approval_file_never_panics(
+            text in ".{0,300}",
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let _ = disk_approval_from_file_text(&text);
+            let line = format!(
+                "{DISK_APPROVAL_FILE_TAG} {}",
+                data_encoding::BASE64URL_NOPAD.encode(&bytes)
+            );
+            proptest::prop_assert!(disk_approval_from_file_text(&line).is_err());
+        }
+    }
+
     fn grant(w: &World, role: Role, expires: Option<u64>) -> SignedGrant {
         issue(
             &w.owner,
