@@ -307,11 +307,11 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
     // No approval: refused, not authorized (3), nothing written.
     let o = agent.approve("sde", op, None);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(
-        message(&o).contains("owner's signed approval"),
-        "{}",
-        stderr(&o)
-    );
+    let m = message(&o);
+    assert!(m.contains("owner's signed approval"), "{}", stderr(&o));
+    // … and says what to ask the owner for.
+    let ask = format!("--node {} --serial {sde:?} --disk sde", agent.node);
+    assert!(m.contains(&ask), "{}", stderr(&o));
     untouched("no approval");
 
     // Signed by the owner, but for another node.

@@ -182,16 +182,22 @@ impl Command {
         })?;
         let replayed = answer.replayed;
         let mut outcome = answer.outcome.clone();
-        // The node says only that the approval is not good enough; say what in it
-        // does not match what the node told us about itself.
-        if let (Some(a), Some(disk), Outcome::Refused { code, message }) =
-            (&approval, &disk, &mut outcome)
+        // The node says only that the owner's approval is missing or not good
+        // enough; say what to ask the owner for, or what in the approval does not
+        // match what the node told us about itself.
+        if let (Some(disk), Outcome::Refused { code, message }) = (&disk, &mut outcome)
             && *code == RefusalCode::NotAuthorized
             && answer.role.is_some_and(|r| r.covers(Role::Operator))
         {
             let now = nodus_identity::statement::unix_now();
-            message.push_str("; ");
-            message.push_str(&approval_hint(a, disk, &answer, now));
+            let hint = match &approval {
+                Some(a) => Some(approval_hint(a, disk, &answer, now)),
+                None => missing_approval_hint(disk, &answer),
+            };
+            if let Some(hint) = hint {
+                message.push_str("; ");
+                message.push_str(&hint);
+            }
         }
         let (word, code, message) = match &outcome {
             Outcome::Done(m) => ("done", None, m.as_str()),
@@ -267,6 +273,46 @@ pub struct Answer {
     pub inventory_json: Option<String>,
 }
 
+/// `disk` (a kernel name or a serial) as the node's inventory describes it.
+struct SeenDisk {
+    name: String,
+    serial: Option<String>,
+    /// It holds a partition table or file system (`signatures`).
+    foreign: bool,
+}
+
+fn disk_in(answer: &Answer, disk: &str) -> Option<SeenDisk> {
+    let inv: serde_json::Value = serde_json::from_str(answer.inventory_json.as_deref()?).ok()?;
+    let d = inv["disks"]
+        .as_array()?
+        .iter()
+        .find(|d| d["name"] == disk || d["serial"] == disk)?;
+    Some(SeenDisk {
+        name: d["name"].as_str()?.to_owned(),
+        serial: d["serial"].as_str().map(str::to_owned),
+        foreign: d["signatures"].as_array().is_some_and(|s| !s.is_empty()),
+    })
+}
+
+/// What to ask the owner for when no approval was presented for a disk that
+/// holds foreign data.
+fn missing_approval_hint(disk: &str, answer: &Answer) -> Option<String> {
+    let node = answer.node_id.as_deref()?;
+    let SeenDisk {
+        name,
+        serial,
+        foreign,
+    } = disk_in(answer, disk)?;
+    if !foreign {
+        return None;
+    }
+    Some(format!(
+        "the owner can make one with `nodus id approve-disk --node {node} --serial {:?} \
+         --disk {name} --out FILE`; pass it with --approval FILE",
+        serial?
+    ))
+}
+
 /// Why an approval presented with a refused approve-disk was not accepted, as far as
 /// this side can tell from the approval and what the node told about itself.
 fn approval_hint(a: &LoadedApproval, disk: &str, answer: &Answer, now: u64) -> String {
@@ -276,17 +322,10 @@ fn approval_hint(a: &LoadedApproval, disk: &str, answer: &Answer, now: u64) -> S
     {
         why.push(format!("it is for node {}, not this node {node}", a.node));
     }
-    let serial = answer
-        .inventory_json
-        .as_deref()
-        .and_then(|j| crate::model::Inventory::from_json(j).ok())
-        .and_then(|inv| {
-            inv.disks
-                .into_iter()
-                .find(|d| d.name == disk || d.serial.as_deref() == Some(disk))
-        })
-        .and_then(|d| d.serial);
-    if let Some(serial) = serial
+    if let Some(SeenDisk {
+        serial: Some(serial),
+        ..
+    }) = disk_in(answer, disk)
         && serial != a.serial
     {
         why.push(format!(
@@ -391,7 +430,8 @@ mod tests {
             role: Some(Role::Operator),
             node_id: Some(node.into()),
             inventory_json: Some(
-                r#"{"disks":[{"name":"sda","serial":"SER-A"},{"name":"sdb","serial":"SER-B"}]}"#
+                r#"{"disks":[{"name":"sda","serial":"SER-A","signatures":["gpt"]},
+                    {"name":"sdb","serial":"SER-B","signatures":[]}]}"#
                     .into(),
             ),
         };
@@ -408,6 +448,15 @@ mod tests {
             let hint = approval_hint(&a, disk, &answer("node1this"), 999);
             assert!(hint.contains("owner key"), "{hint}");
         }
+        // Without an approval: the command that makes one, for that disk.
+        let hint = missing_approval_hint("SER-A", &answer("node1this")).unwrap();
+        assert!(
+            hint.contains("--node node1this --serial \"SER-A\" --disk sda"),
+            "{hint}"
+        );
+        // No such disk, or a blank one (refused for another reason): no advice.
+        assert_eq!(missing_approval_hint("sdz", &answer("node1this")), None);
+        assert_eq!(missing_approval_hint("sdb", &answer("node1this")), None);
     }
 
     #[test]

@@ -69,8 +69,9 @@ pub struct ApproveDiskArgs {
     /// The node the disk is in (`node1…`).
     #[arg(long, value_name = "NODE")]
     node: NodeId,
-    /// The disk's serial number, as the node's inventory shows it (the console's
-    /// Hardware screen, or `nodus agent inventory --json`).
+    /// The disk's serial number, as the node reports it: an operator's refused
+    /// `nodus node approve-disk` names it, and so does `nodus agent inventory
+    /// --json` on the node (`disks[].serial`).
     #[arg(long, value_name = "SERIAL")]
     serial: String,
     /// The disk's kernel name (`sdb`), written into the file's comments for the
