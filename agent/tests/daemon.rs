@@ -380,6 +380,7 @@ async fn foreign_data_needs_the_owner_and_request_ids_are_idempotent() {
     };
     assert_eq!(why, RefusalCode::NotAuthorized);
     assert!(message.contains("owner's signed approval"), "{message}");
+    assert!(message.contains("none was presented"), "{message}");
     assert_eq!(std::fs::read(&dev).unwrap_or_default(), before);
 
     // With the owner's signed approval for that serial, the operator may.
@@ -405,6 +406,22 @@ async fn foreign_data_needs_the_owner_and_request_ids_are_idempotent() {
     .unwrap()
     .to_bytes()
     .unwrap();
+    // sdf's approval does not cover sde, and the refusal says why.
+    let out = op
+        .act(
+            RequestId::random(),
+            Action::ApproveDisk {
+                disk: "sde".into(),
+                approval: Some(Blob(approval.clone())),
+            },
+            &token,
+        )
+        .await;
+    let Outcome::Refused { message, .. } = out else {
+        panic!("sdf's approval wiped sde");
+    };
+    assert!(message.contains("this disk's is"), "{message}");
+    assert_eq!(std::fs::read(&dev).unwrap_or_default(), before);
     let id = RequestId::random();
     let wipe = Action::ApproveDisk {
         disk: "sdf".into(),

@@ -390,12 +390,15 @@ impl Actions {
         }
         if !disk.signatures.is_empty() && role != Role::Owner {
             let sigs: Vec<&str> = disk.signatures.iter().map(|s| s.name()).collect();
-            let ok = approval.is_some_and(|blob| self.owner_approved(blob, &serial));
-            if !ok {
+            let verdict = match approval {
+                None => Err("none was presented".to_owned()),
+                Some(blob) => self.owner_approved(blob, &serial),
+            };
+            if let Err(why) = verdict {
                 return refused(
                     RefusalCode::NotAuthorized,
                     format!(
-                        "disk {} holds {}: wiping data the node did not create needs the owner's signed approval",
+                        "disk {} holds {}: wiping data the node did not create needs the owner's signed approval ({why})",
                         disk.name,
                         sigs.join(", ")
                     ),
@@ -438,24 +441,38 @@ impl Actions {
         ))
     }
 
-    fn owner_approved(&self, blob: &nodus_wire::Blob, serial: &str) -> bool {
+    /// Checks a presented disk approval: signed by this node's owner for this
+    /// network, unexpired, naming this node and the disk's `serial`. The error
+    /// says which of those failed, for the operator holding the file.
+    fn owner_approved(&self, blob: &nodus_wire::Blob, serial: &str) -> Result<(), String> {
         let Some(owner) = self.authz.owner() else {
-            return false;
+            return Err("this node has no owner configured to approve it".to_owned());
         };
-        let Ok(signed) =
+        let signed =
             nodus_identity::Signed::<nodus_identity::grant::DiskApproval>::from_bytes(&blob.0)
-        else {
-            return false;
-        };
+                .map_err(|e| format!("the one presented is not a signed approval: {e}"))?;
         let expect = nodus_identity::statement::Expect::new(
             nodus_identity::statement::purpose::DISK_APPROVAL,
             self.authz.network(),
             unix_now(),
         )
         .signed_by(owner);
-        signed
+        let approval = signed
             .verify(&expect)
-            .is_ok_and(|a| a.serial == serial && a.node.to_string() == self.hub.node_id())
+            .map_err(|e| format!("the one presented does not verify: {e}"))?;
+        if approval.node.to_string() != self.hub.node_id() {
+            return Err(format!(
+                "the one presented is for node {}, not this one",
+                approval.node
+            ));
+        }
+        if approval.serial != serial {
+            return Err(format!(
+                "the one presented is for serial {:?}, this disk's is {serial:?}",
+                approval.serial
+            ));
+        }
+        Ok(())
     }
 }
 
