@@ -7,8 +7,10 @@
 //!   sans-IO parser, shared by QUIC, the Unix socket and the fuzz target.
 //! - **Authenticated QUIC** ([`quic`], [`tls`]): quinn + rustls, TLS 1.3 with raw
 //!   ed25519 public keys (RFC 7250). The client pins the server's key; the server
-//!   asks an [`Authorizer`] about every client key and refuses unknown ones inside
-//!   the handshake. No session resumption and no 0-RTT.
+//!   asks an [`Authorizer`] about every client key, for the protocol the handshake
+//!   negotiates (read from the ClientHello by [`tls::client_hello`]), and refuses
+//!   unknown ones inside the handshake, also next to a protocol open to every key.
+//!   No session resumption and no 0-RTT.
 //! - **ALPN routing** ([`Alpn`]): `nodus/console/1`, `nodus/grant/1`, `nodus/chain/1`,
 //!   `nodus/workload/1`; a [`Server`] hands each connection to the handler of its
 //!   protocol, and unknown protocols fail the handshake.

@@ -12,8 +12,12 @@
 //! - No session resumption and no 0-RTT: a resumed TLS 1.3 session skips the
 //!   certificate exchange, so a key revoked since the first connection would get in
 //!   without the authorizer being asked again; 0-RTT data is also replayable.
-//! - The server's verifier asks the authorizer *during* the handshake, so an
-//!   unknown key never completes one (see [`Authorizer`] for the multi-ALPN case).
+//! - The server's verifier asks the authorizer *during* the handshake, for the ALPN
+//!   that the handshake negotiates, so a key refused for that protocol never
+//!   completes one (see [`Authorizer`] and [`quic_server_config`]).
+
+pub mod client_hello;
+mod per_alpn;
 
 use std::sync::Arc;
 
@@ -70,15 +74,26 @@ pub enum Refusal {
 ///
 /// The server calls it twice per connection:
 ///
-/// 1. In the TLS handshake, from the client-certificate verifier. rustls does not
-///    tell the verifier which ALPN it negotiated, so the key is admitted if
-///    `authorize` accepts it for **any** protocol the endpoint serves; otherwise the
-///    handshake fails with a TLS `access_denied` alert and no connection exists. A
-///    server that serves one ALPN therefore refuses exactly in the handshake.
-/// 2. Right after the handshake, with the negotiated ALPN. A refusal closes the
-///    connection with [`ErrorCode::Refused`](crate::quic::ErrorCode::Refused) before
-///    any handler sees it; the returned role is sent to the client and exposed on the
+/// 1. In the TLS handshake, from the client-certificate verifier, for the ALPN the
+///    handshake will negotiate. rustls does not tell a verifier which ALPN it
+///    chose, so the server reads the client's ALPN list from the ClientHello first
+///    ([`client_hello`]) and runs the handshake with a configuration that serves
+///    only that protocol and whose verifier asks about exactly it (see
+///    [`quic_server_config`]). A refusal fails the handshake with a TLS
+///    `access_denied` alert (49): no connection ever exists. This holds on an
+///    endpoint that also serves a protocol open to every key, such as
+///    [`Alpn::Grant`].
+/// 2. Right after the handshake, with the negotiated ALPN, as defence in depth and
+///    to pick up a grant revoked in between. A refusal closes the connection with
+///    [`ErrorCode::Refused`](crate::quic::ErrorCode::Refused) before any handler
+///    sees it; the returned role is sent to the client and exposed on the
 ///    connection.
+///
+/// Only a ClientHello the server cannot read (malformed, over
+/// [`client_hello::MAX_CLIENT_HELLO_LEN`], or offering none of the served
+/// protocols) falls back to a configuration whose verifier admits a key accepted
+/// for **any** served protocol; such a hello either fails in rustls as well, or
+/// meets step 2.
 ///
 /// It runs on QUIC's I/O path: keep it fast and non-blocking (an in-memory lookup).
 pub trait Authorizer: Send + Sync + 'static {
@@ -326,6 +341,9 @@ pub fn client_tls_config(
 }
 
 /// The rustls server configuration: our key, the authorizer, and the ALPNs served.
+///
+/// Its verifier admits a key that `authorizer` accepts for any of `alpns`: this is
+/// the fallback configuration of [`quic_server_config`], which is what servers use.
 pub fn server_tls_config(
     identity: &LocalIdentity,
     authorizer: Arc<dyn Authorizer>,
@@ -347,6 +365,27 @@ pub fn server_tls_config(
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
     Ok(config)
+}
+
+/// The QUIC server crypto configuration: our key, the authorizer, and the ALPNs
+/// served (in order of preference), with the client key authorized in the
+/// handshake for the protocol that handshake negotiates.
+///
+/// It holds one rustls configuration per served ALPN (serving and authorizing just
+/// that one) and the combined [`server_tls_config`]. Each connection buffers its
+/// Initial CRYPTO bytes until the ClientHello is complete, then runs the handshake
+/// with the configuration of the ALPN the combined one would negotiate: the first
+/// of `alpns` that the client offers. A hello that offers none of them, or cannot
+/// be read, gets the combined configuration (which then refuses it with
+/// `no_application_protocol` or a decode error, as before).
+pub fn quic_server_config(
+    identity: &LocalIdentity,
+    authorizer: Arc<dyn Authorizer>,
+    alpns: &[Alpn],
+) -> Result<Arc<dyn quinn::crypto::ServerConfig>, TlsError> {
+    Ok(Arc::new(per_alpn::PerAlpnConfig::new(
+        identity, authorizer, alpns,
+    )?))
 }
 
 /// The peer's key as verified in the handshake, from a quinn connection.

@@ -4,7 +4,10 @@
 
 mod common;
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use common::{Fixture, Req, Resp, key, loopback};
 use nodus_identity::AccountId;
@@ -71,7 +74,8 @@ async fn unknown_client_key_is_refused_in_the_handshake() {
         ConnectError::RefusedByServer { alert, .. } => assert_eq!(alert, ALERT_ACCESS_DENIED),
         other => panic!("expected a TLS refusal, got {other:?}"),
     }
-    // The verifier asked the authorizer (once per served protocol) and nothing else did.
+    // The verifier asked the authorizer (for the negotiated protocol) and nothing
+    // else did.
     assert_eq!(fx.table.calls.load(Ordering::SeqCst), 1);
 
     // A known client connects afterwards; only its connection reached a handler.
@@ -195,13 +199,95 @@ async fn alpn_routes_to_its_handler_and_authorizes_per_protocol() {
     let who: String = conn.request(&()).await.unwrap();
     assert_eq!(who, "workload");
 
-    // The key passes the handshake (it is known for *a* served protocol) but is
-    // refused for the console right after, before any handler runs.
+    // The key is known for *a* served protocol, but the handshake is judged for
+    // the console, the protocol it negotiates: refused inside it.
     let err = client
         .connect(server.local_addr(), node.public(), Alpn::Console)
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectError::Refused(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::RefusedByServer {
+                alert: ALERT_ACCESS_DENIED,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// The agent's case: the grant protocol admits every key (a new operator presents
+/// an owner-signed grant there), the console only known ones. An unknown key
+/// offering the console must still fail the handshake itself.
+#[tokio::test]
+async fn unknown_key_is_refused_in_the_handshake_next_to_an_open_protocol() {
+    let node = key(1);
+    let known = key(2);
+    let stranger = key(3);
+    let known_key = known.public();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let authorizer = move |peer: &nodus_identity::PublicKey, alpn: Alpn| {
+        log.lock().unwrap().push(alpn);
+        match alpn {
+            Alpn::Grant => Ok(Role::Viewer),
+            Alpn::Console if *peer == known_key => Ok(Role::Operator),
+            _ => Err(nodus_wire::Refusal::UnknownKey),
+        }
+    };
+    let console_handled = Arc::new(AtomicUsize::new(0));
+    let grant_handled = Arc::new(AtomicUsize::new(0));
+    let (c, g) = (console_handled.clone(), grant_handled.clone());
+    let server = ServerBuilder::new(&node, Arc::new(authorizer))
+        .route(Alpn::Console, move |conn| {
+            c.fetch_add(1, Ordering::SeqCst);
+            common::serve(conn)
+        })
+        .route(Alpn::Grant, move |conn| {
+            g.fetch_add(1, Ordering::SeqCst);
+            common::serve(conn)
+        })
+        .bind(loopback())
+        .unwrap();
+    let addr = server.local_addr();
+
+    let stranger_client = Client::new(&stranger).unwrap();
+    let err = stranger_client
+        .connect(addr, node.public(), Alpn::Console)
+        .await
+        .unwrap_err();
+    match &err {
+        ConnectError::RefusedByServer { alert, .. } => assert_eq!(*alert, ALERT_ACCESS_DENIED),
+        other => panic!("expected a refusal inside the TLS handshake, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    // Asked once, in the handshake, about the console only: no connection existed
+    // for the post-handshake check to look at.
+    assert_eq!(*asked.lock().unwrap(), [Alpn::Console]);
+    assert_eq!(console_handled.load(Ordering::SeqCst), 0);
+
+    // The same key may present a grant.
+    let conn = stranger_client
+        .connect(addr, node.public(), Alpn::Grant)
+        .await
+        .unwrap();
+    assert_eq!(conn.role(), Role::Viewer);
+    assert_eq!(conn.alpn(), Alpn::Grant);
+    let sum: Resp = conn.request(&Req::Add(2, 2)).await.unwrap();
+    assert_eq!(sum, Resp::Sum(4));
+    assert_eq!(grant_handled.load(Ordering::SeqCst), 1);
+
+    // A known key gets the console.
+    let conn = Client::new(&known)
+        .unwrap()
+        .connect(addr, node.public(), Alpn::Console)
+        .await
+        .unwrap();
+    assert_eq!(conn.role(), Role::Operator);
+    let sum: Resp = conn.request(&Req::Add(1, 2)).await.unwrap();
+    assert_eq!(sum, Resp::Sum(3));
+    assert_eq!(console_handled.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

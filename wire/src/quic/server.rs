@@ -99,10 +99,8 @@ impl ServerBuilder {
         }
         let identity = self.identity?;
         let alpns: Vec<Alpn> = self.routes.keys().copied().collect();
-        let tls = tls::server_tls_config(&identity, self.authorizer.clone(), &alpns)?;
-        let crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(TlsError::from)?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let crypto = tls::quic_server_config(&identity, self.authorizer.clone(), &alpns)?;
+        let mut config = quinn::ServerConfig::with_crypto(crypto);
         config.transport_config(transport_config());
         let bind_err = |source| ServerError::Bind { addr, source };
         let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
@@ -184,7 +182,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 }
 
 /// One connection from first packet to handler: handshake (where the TLS verifier
-/// already asked the authorizer), exact-ALPN authorization, welcome, handler.
+/// already asked the authorizer about the negotiated ALPN), the same question again
+/// (defence in depth, and a grant revoked in between), welcome, handler.
 async fn handle_incoming(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
