@@ -403,7 +403,14 @@ impl App {
             return Vec::new();
         };
         match ev.code {
+            // Terminals send Alt+x as ESC x, so a quick Esc then a letter arrives
+            // as Alt+letter: that Esc meant cancel, and the letter is not typed.
             KeyCode::Esc => {
+                self.prompt = None;
+                self.input = InputMode::Normal;
+                self.notice = Some("cancelled".to_owned());
+            }
+            KeyCode::Char(_) if ev.modifiers.contains(KeyModifiers::ALT) => {
                 self.prompt = None;
                 self.input = InputMode::Normal;
                 self.notice = Some("cancelled".to_owned());
@@ -462,7 +469,12 @@ impl App {
     fn filter_key(&mut self, ev: KeyEvent) {
         match ev.code {
             KeyCode::Enter => self.input = InputMode::Normal,
+            // Alt+letter is a quick Esc then the letter (see `confirm_key`).
             KeyCode::Esc => {
+                self.filter.clear();
+                self.input = InputMode::Normal;
+            }
+            KeyCode::Char(_) if ev.modifiers.contains(KeyModifiers::ALT) => {
                 self.filter.clear();
                 self.input = InputMode::Normal;
             }
@@ -618,6 +630,40 @@ mod tests {
         assert!(!what.contains("approval"), "{what}");
         app.approvals.retain(|a| a.node != "node1this");
         assert_eq!(attached(&mut app, 0).1, None);
+    }
+
+    #[test]
+    fn a_quick_esc_then_a_letter_cancels_the_prompt_and_types_nothing() {
+        use crate::model::{Disk, Session};
+        let mut app = App::new(Model::default(), false);
+        app.model.facts.node_id = "node1this".into();
+        app.model.connection = Connection::Connected;
+        app.model.session = Some(Session {
+            role: nodus_wire::Role::Operator,
+            confirm_token: "node1this".into(),
+            actions: true,
+        });
+        app.model.inventory.disks = vec![Disk {
+            name: "sda".into(),
+            ..Disk::default()
+        }];
+        app.handle_key(key(KeyCode::F(2)));
+        app.handle_key(key(KeyCode::Char('a')));
+        app.handle_key(key(KeyCode::Char('n')));
+        assert_eq!(app.prompt.as_ref().map(|p| p.typed.as_str()), Some("n"));
+        // The terminal's encoding of Esc then `o`.
+        let effects = app.handle_key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::ALT));
+        assert!(effects.is_empty(), "{effects:?}");
+        assert!(app.prompt.is_none(), "still prompting");
+        assert_eq!(app.input, InputMode::Normal);
+        assert_eq!(app.notice.as_deref(), Some("cancelled"));
+
+        // The same in the filter: it ends, and the letter is not filtered on.
+        app.handle_key(key(KeyCode::Char('/')));
+        app.handle_key(key(KeyCode::Char('x')));
+        app.handle_key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::ALT));
+        assert_eq!(app.input, InputMode::Normal);
+        assert!(app.filter.is_empty(), "{:?}", app.filter);
     }
 
     #[test]

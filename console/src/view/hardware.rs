@@ -30,7 +30,10 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
         .disks
         .iter()
         .enumerate()
-        .filter(|(_, d)| app.matches_filter(&d.name))
+        .filter(|(_, d)| {
+            app.matches_filter(&d.name)
+                || d.serial.as_deref().is_some_and(|s| app.matches_filter(s))
+        })
         .map(|(i, d)| {
             let level = inv.component_level(&format!("disk {}", d.name));
             let smart = match (d.smart.status.as_str(), d.smart.passed) {
@@ -186,7 +189,17 @@ pub(super) fn render(ctx: &Ctx<'_>, frame: &mut Frame<'_>, area: Rect) {
                 .column_spacing(1)
                 .style(plain())
         };
-    frame.render_widget(table(disks, disk_head, disk_w, "Disks"), a);
+    // The selected disk's serial: what an owner's approval names (`a`), and what
+    // is printed on the drive a farmer pulls from the chassis.
+    let disk_title = match inv.disks.get(app.disk) {
+        Some(d) => format!(
+            "Disks · {} serial {}",
+            d.name,
+            d.serial.as_deref().unwrap_or("unknown")
+        ),
+        None => "Disks".to_owned(),
+    };
+    frame.render_widget(table(disks, disk_head, disk_w, &disk_title), a);
     frame.render_widget(table(nics, nic_head, nic_w, "NICs"), b);
     frame.render_widget(table(sensors, sensor_head, sensor_w, "Sensors"), c);
 }
