@@ -79,9 +79,11 @@ pub struct ApproveDiskArgs {
     /// across reboots.
     #[arg(long, value_name = "NAME")]
     disk: Option<String>,
-    /// When it stops being valid (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
-    /// Without it the approval never expires.
-    #[arg(long, value_name = "RFC3339")]
+    /// When it stops being valid: RFC 3339 (e.g. `2027-01-31T00:00:00Z`), or
+    /// `never`. Without it, 7 days from now: an approval
+    /// is for one job, and one lying around for ever would let an operator wipe
+    /// that disk again after it came back holding someone's data.
+    #[arg(long, value_name = "RFC3339|never")]
     expires: Option<String>,
     /// The network (chain id) the approval is valid on.
     #[arg(long, default_value = crate::DEFAULT_NETWORK)]
@@ -357,6 +359,9 @@ impl Command {
     }
 }
 
+/// How long a disk approval made without `--expires` stays valid.
+pub const APPROVAL_DEFAULT_DAYS: u64 = 7;
+
 /// `nodus id approve-disk`: checks the input, signs, writes the file.
 fn approve_disk(args: ApproveDiskArgs, json: bool) -> Result<(), Error> {
     let ApproveDiskArgs {
@@ -374,7 +379,11 @@ fn approve_disk(args: ApproveDiskArgs, json: bool) -> Result<(), Error> {
     if serial.is_empty() {
         return Err(Error::EmptySerial);
     }
-    let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+    let expires_at = match expires.as_deref() {
+        None => Some(crate::statement::unix_now() + APPROVAL_DEFAULT_DAYS * 86_400),
+        Some("never") => None,
+        Some(text) => Some(parse_expiry(text)?),
+    };
     refuse_existing(&out)?;
     let owner = open_keystore(&keystore, &pass)?;
     let approval = crate::grant::approve_disk(
@@ -595,6 +604,29 @@ mod tests {
     }
 
     #[test]
+    fn approvals_expire_in_a_week_unless_told_never() {
+        let o = owner();
+        let expiry = |expires: Option<&str>, out: &str| {
+            let a = args(&o, "S1", expires, out);
+            let path = a.out.clone();
+            approve_disk(a, false).unwrap();
+            let text = std::fs::read_to_string(path).unwrap();
+            disk_approval_from_file_text(&text)
+                .unwrap()
+                .statement
+                .expires_at
+        };
+        let now = crate::statement::unix_now();
+        let week = APPROVAL_DEFAULT_DAYS * 86_400;
+        let default = expiry(None, "default.approval").unwrap();
+        assert!(
+            (now + week..=now + week + 60).contains(&default),
+            "{default} vs {now}"
+        );
+        assert_eq!(expiry(Some("never"), "never.approval"), None);
+    }
+
+    #[test]
     fn approve_disk_refuses_bad_input_and_never_overwrites() {
         let o = owner();
         // A past expiry, or not RFC 3339.
@@ -603,6 +635,8 @@ mod tests {
             assert!(matches!(e, Error::BadExpiry(_)), "{e}");
         }
         let e = approve_disk(args(&o, " \t", None, "x"), false).unwrap_err();
+        assert!(matches!(e, Error::EmptySerial), "{e}");
+        let e = approve_disk(args(&o, " \t", Some("never"), "x"), false).unwrap_err();
         assert!(matches!(e, Error::EmptySerial), "{e}");
         assert!(!o.dir.path().join("x").exists());
         // An existing file is left as it is.
