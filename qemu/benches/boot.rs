@@ -9,13 +9,16 @@
 //!
 //! ```text
 //! NODUS_BIN=target/debug/nodus NODUS_TEST_KERNEL_ROOT=target/kernel/root \
-//!     cargo bench -p nodus-qemu --bench boot [-- PROFILE.toml ...]
+//!     cargo bench -p nodus-qemu --bench boot [-- /abs/path/PROFILE.toml ...]
 //! ```
 //! `NODUS_BENCH_RUNS` (default 1) runs each measurement that many times, reporting
 //! the median. `NODUS_GUEST_BIN` (before `NODUS_BIN`) names the `nodus` put in the
 //! image, e.g. `target/guest/nodus` from `cargo build --profile guest --bin nodus`.
+//! `NODUS_BENCH_INITRAMFS=raw` boots the initramfs decompressed (an experiment:
+//! what the kernel's gzip inflate costs under emulation; the init verifies the
+//! same content either way).
 //! The first run of each profile prints the boot timeline from the stamped
-//! console lines.
+//! console lines, and so does every run whose agent does not answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Bench code: a panic is a failure.
 
 use std::{
@@ -94,7 +97,7 @@ async fn floor_once(
 /// QEMU start → kernel start is about the host ready time minus the guest stamp
 /// of the later of the agent's `serving` mark and the init's `network up` (the
 /// snapshot arrives a few ms after both).
-fn print_timeline(serial: &std::path::Path, ready: Duration) {
+fn print_timeline(serial: &std::path::Path, ready: Option<Duration>) {
     let log = std::fs::read_to_string(serial).unwrap_or_default();
     let stamped: Vec<(f64, String)> = log
         .lines()
@@ -123,7 +126,7 @@ fn print_timeline(serial: &std::path::Path, ready: Duration) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let offset = answered.map(|s| ready.as_secs_f64() - s);
+    let offset = ready.zip(answered).map(|(r, s)| r.as_secs_f64() - s);
     match offset {
         Some(o) => eprintln!("  timeline (host s since QEMU start; kernel started at ~{o:.2} s):"),
         None => eprintln!("  timeline (guest s since kernel start):"),
@@ -142,10 +145,13 @@ fn print_timeline(serial: &std::path::Path, ready: Duration) {
         );
         prev = *t;
     }
-    eprintln!(
-        "  {:>8.2}          snapshot received over QUIC",
-        ready.as_secs_f64()
-    );
+    match ready {
+        Some(r) => eprintln!(
+            "  {:>8.2}          snapshot received over QUIC",
+            r.as_secs_f64()
+        ),
+        None => eprintln!("  (no snapshot over QUIC)"),
+    }
 }
 
 async fn ready_once(profile: &Profile, image: &Image, timeline: bool) -> Option<Duration> {
@@ -162,7 +168,7 @@ async fn ready_once(profile: &Profile, image: &Image, timeline: bool) -> Option<
         Some((_, view)) => {
             let ready = view.ready_at.duration_since(vm.started());
             if timeline {
-                print_timeline(&vm.serial_log(), ready);
+                print_timeline(&vm.serial_log(), Some(ready));
             }
             Some(ready)
         }
@@ -170,6 +176,8 @@ async fn ready_once(profile: &Profile, image: &Image, timeline: bool) -> Option<
             for c in checks.iter().filter(|c| !c.ok) {
                 eprintln!("  {}: {}", c.name, c.detail);
             }
+            // What the guest got to, for finding out why.
+            print_timeline(&vm.serial_log(), None);
             None
         }
     }
@@ -201,8 +209,23 @@ async fn main() {
     let floor_img = dir.path().join("floor.cpio");
     write_floor_image(&floor_img).unwrap();
     let t = Instant::now();
-    let image = Image::build(&nodus_bin(), &kernel).await.unwrap();
+    let mut image = Image::build(&nodus_bin(), &kernel).await.unwrap();
     eprintln!("image built in {:.1} s", t.elapsed().as_secs_f64());
+    if std::env::var_os("NODUS_BENCH_INITRAMFS").is_some_and(|v| v == "raw") {
+        let raw = dir.path().join("initramfs.cpio");
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&image.initramfs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gzip -dc failed");
+        std::fs::write(&raw, out.stdout).unwrap();
+        eprintln!(
+            "initramfs decompressed for the kernel: {} bytes",
+            std::fs::metadata(&raw).unwrap().len()
+        );
+        image.initramfs = raw;
+    }
     println!(
         "{:<24} {:>9} {:>9} {:>9}  target (ready <= floor + 1.5 s)",
         "profile", "floor s", "ready s", "delta s"

@@ -5,7 +5,9 @@
 //! file of the initramfs against the signed manifest and the boot key
 //! ([`verify`]), and halts with the reason on the console if anything is off —
 //! the agent is then never started; loads the kernel modules listed in the image,
-//! dependencies first; brings up the I2C chips of a simulated board when the
+//! dependencies first, meanwhile, setting each NIC up as its driver probes (no
+//! address, IPv6 held off until the image has verified:
+//! [`crate::netup::early`]); brings up the I2C chips of a simulated board when the
 //! command line has `nodus.i2c=` entries ([`i2c`]); brings up the network
 //! ([`crate::netup`], in this process so addresses and leases survive agent
 //! restarts); then starts and supervises
@@ -41,12 +43,13 @@ mod linux {
     };
 
     use super::{
-        cmdline::{BootParams, ConsoleTty},
+        cmdline::{BootParams, ConsoleTty, NetSetting},
         i2c::{self, StubChip},
         supervise::{Action, Exit, Supervisor},
         sys::{self, End},
         verify,
     };
+    use crate::netup::early::EarlyLinks;
 
     /// The module load list inside the image (written by build-image).
     const MODULE_LIST: &str = "/etc/nodus/modules";
@@ -65,15 +68,47 @@ mod linux {
         sys::end(End::Halt)
     }
 
-    fn load_modules(params: &BootParams, stub_chips: &[StubChip]) {
+    /// Sets the NICs that appeared since the last call up, IPv6 held off (see
+    /// [`crate::netup::early`]), so their links negotiate while the boot goes on.
+    fn raise_links(early: &mut EarlyLinks) {
+        let r = early.raise_new();
+        if !r.up.is_empty() {
+            say(format_args!(
+                "link up early: {} (no address, IPv6 off until the image verifies)",
+                r.up.join(" ")
+            ));
+        }
+        for (nic, e) in r.failed {
+            say(format_args!(
+                "link {nic} left down until the image verifies: {}",
+                error_chain(&e)
+            ));
+        }
+    }
+
+    /// Loads the listed modules in order; with `early`, sets each NIC up as
+    /// soon as its driver has probed (the list loads NIC drivers first).
+    fn load_modules(
+        params: &BootParams,
+        stub_chips: &[StubChip],
+        mut early: Option<EarlyLinks>,
+    ) -> Option<EarlyLinks> {
+        if let Some(e) = early.as_mut() {
+            // Drivers built into the kernel have probed already.
+            raise_links(e);
+        }
         let list = match std::fs::read_to_string(MODULE_LIST) {
             Ok(l) => l,
             Err(e) => {
                 say(format_args!("no module list ({e})"));
-                return;
+                return early;
             }
         };
         let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        // How long each load took (the kernel probes the devices, waiting for
+        // async probes such as SATA ports, inside finit_module): for the timeline.
+        let mut took: Vec<(&str, Duration)> = Vec::new();
+        let all = Instant::now();
         for line in list.lines() {
             let Some((name, path)) = line.split_once(' ') else {
                 continue;
@@ -87,14 +122,60 @@ mod linux {
                 }
                 module_params = i2c::chip_addr_param(stub_chips);
             }
-            match sys::load_module(Path::new(path), &module_params) {
-                Ok(()) => ok.push(name),
+            let t = Instant::now();
+            let loaded = sys::load_module(Path::new(path), &module_params);
+            took.push((name, t.elapsed()));
+            match loaded {
+                Ok(()) => {
+                    ok.push(name);
+                    if let Some(e) = early.as_mut() {
+                        raise_links(e);
+                    }
+                }
                 Err(e) => failed.push(format!("{name} ({e})")),
             }
         }
         say(format_args!("modules loaded: {}", ok.join(" ")));
+        took.sort_by_key(|t| std::cmp::Reverse(t.1));
+        say(format_args!(
+            "modules took {:.2} s, slowest: {}",
+            all.elapsed().as_secs_f64(),
+            took.iter()
+                .take(4)
+                .map(|(n, d)| format!("{n} {:.2} s", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         if !failed.is_empty() {
             say(format_args!("modules failed: {}", failed.join(", ")));
+        }
+        early
+    }
+
+    /// The image has verified: the early links get their IPv6 back (the kernel
+    /// starts autoconfiguration now, as when netup set them up), with what
+    /// they sent meanwhile for the record.
+    fn release_links(early: EarlyLinks) {
+        for r in early.release() {
+            let sent = r
+                .tx_packets
+                .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+            let carrier = if r.carrier {
+                "carrier"
+            } else {
+                "no carrier yet"
+            };
+            match r.error {
+                None => say(format_args!(
+                    "link {} released: {carrier}, {sent} packets sent before the image verified",
+                    r.name
+                )),
+                Some(e) => say(format_args!(
+                    "link {} released ({carrier}, {sent} packets sent), but its IPv6 setting was not restored: {}",
+                    r.name,
+                    error_chain(&e)
+                )),
+            }
         }
     }
 
@@ -346,8 +427,12 @@ mod linux {
                     .ok()
             })
             .collect();
+        // NICs go up as their drivers probe, so autonegotiation overlaps the
+        // rest of the boot; they get neither an address nor IPv6 before the
+        // image has verified (see crate::netup::early).
+        let early = (params.net != NetSetting::None).then(EarlyLinks::host);
         std::thread::scope(|s| {
-            let loader = s.spawn(|| load_modules(&params, &stub_chips));
+            let loader = s.spawn(|| load_modules(&params, &stub_chips, early));
             if let Err(e) = v
                 .check_entries(root, |p| !verify::is_module_input(p))
                 .and_then(|()| v.check_nothing_unlisted(root))
@@ -360,7 +445,9 @@ mod linux {
                 v.manifest.farm,
                 nodus_identity::AccountId::from(v.signer)
             ));
-            let _ = loader.join();
+            if let Ok(Some(early)) = loader.join() {
+                release_links(early);
+            }
         });
         bring_up_i2c(&stub_chips);
         let rt = match tokio::runtime::Builder::new_current_thread()

@@ -1,8 +1,10 @@
 //! Managed-mode network bring-up: what Zero-OS's boot-time "internet" step does,
 //! done by the init so the node is reachable before and while its agent runs.
 //!
-//! It finds the physical NICs (those with a `device` in sysfs), sets them up,
-//! waits for carrier, and then either runs a DHCPv4 client ([`dhcp::Client`], a
+//! It finds the physical NICs (those with a `device` in sysfs), sets them up
+//! (the init may have done so already, before the image verified, with IPv6
+//! held off: [`early`]; nothing here depends on seeing the link go up), waits
+//! for carrier, and then either runs a DHCPv4 client ([`dhcp::Client`], a
 //! sans-IO core; [`dhcp_on`] wires it to a UDP socket bound to the NIC) on every
 //! NIC with carrier, or applies `nodus.net=static:…` to the first one. Addresses
 //! and the default route are set over rtnetlink; leases are renewed for as long
@@ -14,6 +16,7 @@
 //! bridge or workload networking (the agent's `net` owns those).
 
 pub mod dhcp;
+pub mod early;
 pub mod links;
 
 use std::{
