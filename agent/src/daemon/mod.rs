@@ -380,6 +380,10 @@ pub async fn run(
         let ctx = session_ctx.clone();
         let grant_authz = authz.clone();
         let grant_hub = hub.clone();
+        // The grant protocol admits every key (presenting a grant is how a key
+        // becomes known), the console only known ones. The TLS verifier judges the
+        // ALPN the handshake negotiates, so an unknown key offering the console is
+        // refused inside the handshake (access_denied) and never gets a connection.
         ServerBuilder::new(&key, Arc::new(QuicAuthorizer(authz.clone())))
             .route(Alpn::Console, move |conn| {
                 let ctx = ctx.clone();
