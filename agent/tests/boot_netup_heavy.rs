@@ -111,6 +111,9 @@ fn heavy_dhcp_client_gets_a_lease_from_dnsmasq_and_configures_it() {
         return;
     }
     let lab = lab();
+    // The server side starts unplugged: nuC has no carrier, and the client
+    // must wait for it instead of burning its DISCOVERs into a dead link.
+    ip(&["-n", &lab.srv, "link", "set", "nuS", "down"]);
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let log2 = log.clone();
     let cli_path = format!("/var/run/netns/{}", lab.cli);
@@ -126,10 +129,19 @@ fn heavy_dhcp_client_gets_a_lease_from_dnsmasq_and_configures_it() {
         rt.block_on(async move {
             let h = nodus_agent::netup::connect().unwrap();
             let r =
-                nodus_agent::netup::dhcp_on(&h, "nuC", move |m| log2.lock().unwrap().push(m)).await;
+                nodus_agent::netup::dhcp_on(&h, "nuC", 1234, move |m| log2.lock().unwrap().push(m))
+                    .await;
             eprintln!("dhcp_on ended: {r:?}");
         });
     });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !log.lock().unwrap().iter().any(|l| l.contains("network up")),
+        "a lease without carrier: {:?}",
+        log.lock().unwrap()
+    );
+    // Plugged in: the lease follows.
+    ip(&["-n", &lab.srv, "link", "set", "nuS", "up"]);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60)
         && !log.lock().unwrap().iter().any(|l| l.contains("network up"))
@@ -161,8 +173,8 @@ fn heavy_dhcp_client_gets_a_lease_from_dnsmasq_and_configures_it() {
     assert!(addr.ends_with("/24"), "{addr}");
     let routes = ns_out(&lab.cli, &["ip", "-4", "route", "show", "default"]);
     assert!(
-        routes.contains("default via 10.77.0.1 dev nuC"),
-        "no default route: {routes}"
+        routes.contains("default via 10.77.0.1 dev nuC") && routes.contains("metric 1234"),
+        "no default route with our metric: {routes}"
     );
     // dnsmasq recorded the same lease, for our MAC.
     let ip_only = addr.trim_end_matches("/24");

@@ -170,8 +170,32 @@ pub struct BootParams {
     /// pass them (the kernel applies command-line parameters only to built-in
     /// modules; loading a module is the loader's job, and so are its parameters).
     pub module_params: BTreeMap<String, Vec<String>>,
+    /// The NIC the machine network-booted from: `BOOTIF=01-aa-bb-…` (the PXE
+    /// convention, which iPXE scripts pass) or, without it, `nodus.machine=`
+    /// (the MAC our netboot script names the machine by). Its DHCP lease gets
+    /// the preferred default route.
+    pub boot_nic: Option<[u8; 6]>,
     /// `nodus.*` keys neither the init nor the agent reads.
     pub unknown: Vec<String>,
+}
+
+/// A MAC address written with dashes (`aa-bb-cc-dd-ee-ff`), as `BOOTIF` (after
+/// its `01-` hardware-type prefix) and `nodus.machine` carry it.
+fn parse_dashed_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address written aa-bb-cc-dd-ee-ff");
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(['-', ':']);
+    for b in &mut mac {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
 }
 
 /// Splits a command line into words; double quotes group words (`a="b c"`).
@@ -220,6 +244,8 @@ impl BootParams {
             network: DEFAULT_NETWORK.to_owned(),
             ..Self::default()
         };
+        let mut bootif = None;
+        let mut machine = None;
         for w in words(line) {
             // Words after `--` are the init's own arguments, not parameters.
             if w == "--" {
@@ -243,9 +269,19 @@ impl BootParams {
                     "net" => p.net = value.parse().map_err(bad)?,
                     "console" => p.console = value.parse().map_err(bad)?,
                     "i2c" => p.i2c.push(value.to_owned()),
+                    "machine" => machine = Some(parse_dashed_mac(value).map_err(bad)?),
+                    // The outer manifest's URL, for tools that fetch the image;
+                    // the init checks the content manifest inside the image.
+                    "manifest" => {}
                     k if AGENT_KEYS.contains(&k) => {}
                     _ => p.unknown.push(key.to_owned()),
                 }
+            } else if key == "BOOTIF" {
+                // `01-` is the ARP hardware type of Ethernet. Another boot
+                // loader's odd value only loses the route preference, so it is
+                // ignored rather than refused.
+                let mac = value.strip_prefix("01-").unwrap_or(value);
+                bootif = parse_dashed_mac(mac).ok();
             } else if let Some((module, param)) = key.split_once('.')
                 && !module.is_empty()
                 && !param.is_empty()
@@ -257,6 +293,7 @@ impl BootParams {
                     .push(format!("{param}={value}"));
             }
         }
+        p.boot_nic = bootif.or(machine);
         Ok(p)
     }
 
@@ -276,6 +313,32 @@ mod tests {
 
     fn key_text() -> String {
         AccountId::from(nodus_identity::SecretKey::from_seed(&[3; 32]).public()).to_string()
+    }
+
+    #[test]
+    fn the_boot_nic_comes_from_bootif_else_nodus_machine() {
+        let mac = [0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01];
+        let p = BootParams::parse("BOOTIF=01-52-54-00-aa-bb-01 nodus.manifest=http://x/m").unwrap();
+        assert_eq!(p.boot_nic, Some(mac));
+        assert!(p.unknown.is_empty(), "{:?}", p.unknown);
+        let p = BootParams::parse("nodus.machine=52-54-00-AA-BB-01 BOOTIF=01-52-54-00-aa-bb-02")
+            .unwrap();
+        assert_eq!(p.boot_nic, Some([0x52, 0x54, 0x00, 0xaa, 0xbb, 0x02]));
+        let p = BootParams::parse("nodus.machine=52-54-00-AA-BB-01").unwrap();
+        assert_eq!(p.boot_nic, Some(mac));
+        // A foreign loader's odd BOOTIF is ignored; our own key must be right.
+        let p = BootParams::parse("BOOTIF=52-54-00 nodus.machine=52-54-00-aa-bb-01").unwrap();
+        assert_eq!(p.boot_nic, Some(mac));
+        assert_eq!(BootParams::parse("BOOTIF=zz").unwrap().boot_nic, None);
+        for bad in [
+            "52-54-00-aa-bb",
+            "52-54-00-aa-bb-01-02",
+            "5-54-00-aa-bb-01",
+            "xx-54-00-aa-bb-01",
+        ] {
+            let e = BootParams::parse(&format!("nodus.machine={bad}")).unwrap_err();
+            assert_eq!(e.key, "nodus.machine", "{bad}");
+        }
     }
 
     #[test]

@@ -303,7 +303,7 @@ mod linux {
         watch_power_buttons(button_tx);
 
         let net = params.net.clone();
-        tokio::spawn(crate::netup::run(net, say));
+        tokio::spawn(crate::netup::run(net, params.boot_nic, say));
 
         let services = Services {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),

@@ -3,12 +3,13 @@
 //!
 //! It finds the physical NICs (those with a `device` in sysfs), sets them up
 //! (the init may have done so already, before the image verified, with IPv6
-//! held off: [`early`]; nothing here depends on seeing the link go up), waits
-//! for carrier, and then either runs a DHCPv4 client ([`dhcp::Client`], a
-//! sans-IO core; [`dhcp_on`] wires it to a UDP socket bound to the NIC) on every
-//! NIC with carrier, or applies `nodus.net=static:…` to the first one. Addresses
-//! and the default route are set over rtnetlink; leases are renewed for as long
-//! as the init runs. It runs inside PID 1, not in the agent, so an agent restart
+//! held off: [`early`]; nothing here depends on seeing the link go up), and
+//! then either runs a DHCPv4 client ([`dhcp::Client`], a sans-IO core;
+//! [`dhcp_on`] wires it to a UDP socket bound to the NIC) on every NIC, each
+//! once it has carrier, or applies `nodus.net=static:…` to the boot NIC (else
+//! the first with carrier). Addresses and default routes are set over
+//! rtnetlink, one default route per lease, the boot NIC's preferred
+//! ([`route_metric`]); leases are renewed for as long as the init runs. It runs inside PID 1, not in the agent, so an agent restart
 //! never drops the node's address.
 //!
 //! It deliberately does no DNS resolver configuration beyond reporting the
@@ -142,15 +143,35 @@ pub async fn del_address(h: &Handle, index: u32, address: Ipv4Addr) -> Result<()
     Ok(())
 }
 
-/// Sets (or replaces) the IPv4 default route via `gateway` on a link.
+/// The default-route metric of the NIC the machine booted from.
+pub const BOOT_NIC_METRIC: u32 = 100;
+/// The default-route metric of every other NIC, plus its interface index.
+pub const OTHER_NIC_METRIC: u32 = 1000;
+
+/// The metric of `nic`'s default route: the NIC the machine booted from is
+/// preferred, then the others by interface index. Each NIC's lease installs its
+/// own route, so the node keeps a way out when one link dies, and the one it
+/// uses is the same at every boot, whichever lease happens to arrive first.
+pub fn route_metric(nic: &links::Link, boot_nic: Option<[u8; 6]>) -> u32 {
+    if boot_nic == Some(nic.mac) {
+        BOOT_NIC_METRIC
+    } else {
+        OTHER_NIC_METRIC.saturating_add(nic.index)
+    }
+}
+
+/// Sets (or replaces) the IPv4 default route via `gateway` on a link, with
+/// `metric` (see [`route_metric`]).
 pub async fn set_default_route(
     h: &Handle,
     index: u32,
     gateway: Ipv4Addr,
+    metric: u32,
 ) -> Result<(), NetupError> {
     let route = RouteMessageBuilder::<Ipv4Addr>::new()
         .output_interface(index)
         .gateway(gateway)
+        .priority(metric)
         .build();
     h.route()
         .add(route)
@@ -190,15 +211,43 @@ fn dhcp_socket(iface: &str) -> Result<tokio::net::UdpSocket, NetupError> {
     tokio::net::UdpSocket::from_std(s.into()).map_err(err)
 }
 
-/// Runs DHCP on `iface` for ever: gets a lease, configures it, renews it.
-/// `log` receives one line per lease event.
+/// Whether the link reports carrier, over netlink (right in any namespace).
+pub async fn has_carrier(h: &Handle, index: u32) -> Result<bool, NetupError> {
+    use netlink_packet_route::link::LinkAttribute;
+    let mut links = h.link().get().match_index(index).execute();
+    let msg = links.try_next().await.map_err(req("link get"))?;
+    Ok(msg.is_some_and(|m| {
+        m.attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Carrier(1)))
+    }))
+}
+
+/// How often a NIC without carrier is looked at again.
+const CARRIER_POLL: Duration = Duration::from_millis(200);
+
+/// Runs DHCP on `iface` for ever: waits for its carrier (a cable plugged in
+/// later is picked up then), gets a lease, configures it with a default route
+/// of `metric`, renews it. `log` receives one line per lease event.
 pub async fn dhcp_on(
     h: &Handle,
     iface: &str,
+    metric: u32,
     log: impl Fn(String),
 ) -> Result<std::convert::Infallible, NetupError> {
     let nic = link_by_name(h, iface).await?;
     link_up(h, nic.index).await?;
+    let waiting = Instant::now();
+    let mut told = false;
+    while !has_carrier(h, nic.index).await? {
+        if !told && waiting.elapsed() >= CARRIER_WAIT {
+            log(format!(
+                "network: {iface}: no carrier yet; DHCP starts when it comes"
+            ));
+            told = true;
+        }
+        tokio::time::sleep(CARRIER_POLL).await;
+    }
     let sock = dhcp_socket(iface)?;
     let mut c = dhcp::Client::new(nic.mac, xid_seed(nic.mac), Instant::now());
     let mut buf = vec![0u8; 1500];
@@ -214,10 +263,10 @@ pub async fn dhcp_on(
                 dhcp::Event::Bound(l) => {
                     add_address(h, nic.index, l.address, l.prefix).await?;
                     if let Some(gw) = l.router {
-                        set_default_route(h, nic.index, gw).await?;
+                        set_default_route(h, nic.index, gw, metric).await?;
                     }
                     log(format!(
-                        "network up: {iface} {}/{} via {} (dhcp from {}, lease {} s, dns {:?})",
+                        "network up: {iface} {}/{} via {} metric {metric} (dhcp from {}, lease {} s, dns {:?})",
                         l.address,
                         l.prefix,
                         l.router.map_or_else(|| "-".to_owned(), |g| g.to_string()),
@@ -252,8 +301,14 @@ pub async fn dhcp_on(
 }
 
 /// Brings the network up as `setting` says, reporting through `log`; with DHCP
-/// it keeps running to renew leases.
-pub async fn run(setting: NetSetting, log: impl Fn(String) + Send + Sync + 'static) {
+/// it keeps running to renew leases. `boot_nic` is the MAC of the NIC the
+/// machine network-booted from (`BOOTIF`), if known: its lease gets the
+/// preferred default route, and a static setting goes on it.
+pub async fn run(
+    setting: NetSetting,
+    boot_nic: Option<[u8; 6]>,
+    log: impl Fn(String) + Send + Sync + 'static,
+) {
     if setting == NetSetting::None {
         log("network: none (nodus.net=none)".to_owned());
         return;
@@ -277,39 +332,26 @@ pub async fn run(setting: NetSetting, log: impl Fn(String) + Send + Sync + 'stat
             log(format!("network: {}: {e}", n.name));
         }
     }
-    let start = Instant::now();
-    let mut up = Vec::new();
-    while start.elapsed() < CARRIER_WAIT {
-        up = nics
-            .iter()
-            .filter(|n| links::has_carrier(sys, &n.name))
-            .cloned()
-            .collect();
-        if !up.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    if up.is_empty() {
-        log(format!(
-            "network: no carrier on {} after {CARRIER_WAIT:?}",
-            nics.iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        return;
-    }
     match setting {
         NetSetting::Static {
             address,
             gateway,
             dns,
         } => {
-            let nic = &up[0];
+            let Some(nic) = static_nic(&h, &nics, boot_nic).await else {
+                log(format!(
+                    "network: no carrier on {} after {CARRIER_WAIT:?}",
+                    nics.iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                return;
+            };
+            let metric = route_metric(&nic, boot_nic);
             let r = async {
                 add_address(&h, nic.index, address.address, address.prefix).await?;
-                set_default_route(&h, nic.index, gateway).await
+                set_default_route(&h, nic.index, gateway, metric).await
             }
             .await;
             match r {
@@ -321,13 +363,16 @@ pub async fn run(setting: NetSetting, log: impl Fn(String) + Send + Sync + 'stat
             }
         }
         NetSetting::Dhcp => {
+            // Every NIC, each as soon as it has carrier: one plugged in (or
+            // negotiating) later than the others still gets its lease.
             let mut tasks = Vec::new();
-            for nic in up {
+            for nic in nics {
                 let h = h.clone();
                 let log = log.clone();
+                let metric = route_metric(&nic, boot_nic);
                 tasks.push(tokio::spawn(async move {
                     let l2 = log.clone();
-                    let Err(e) = dhcp_on(&h, &nic.name, move |m| l2(m)).await;
+                    let Err(e) = dhcp_on(&h, &nic.name, metric, move |m| l2(m)).await;
                     log(format!("network: {}: {e}", nic.name));
                 }));
             }
@@ -336,5 +381,49 @@ pub async fn run(setting: NetSetting, log: impl Fn(String) + Send + Sync + 'stat
             }
         }
         NetSetting::None => {}
+    }
+}
+
+/// The NIC a static setting goes on: the boot NIC if it is there, else the
+/// first (by name) with carrier within [`CARRIER_WAIT`].
+async fn static_nic(
+    h: &Handle,
+    nics: &[links::Link],
+    boot_nic: Option<[u8; 6]>,
+) -> Option<links::Link> {
+    if let Some(nic) = nics.iter().find(|n| Some(n.mac) == boot_nic) {
+        return Some(nic.clone());
+    }
+    let start = Instant::now();
+    while start.elapsed() < CARRIER_WAIT {
+        for n in nics {
+            if has_carrier(h, n.index).await.unwrap_or(false) {
+                return Some(n.clone());
+            }
+        }
+        tokio::time::sleep(CARRIER_POLL).await;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_nic_gets_the_preferred_route_and_the_rest_a_stable_order() {
+        let nic = |index, last| links::Link {
+            name: format!("eth{index}"),
+            index,
+            mac: [0x52, 0x54, 0, 0, 0, last],
+        };
+        let (a, b, c) = (nic(2, 1), nic(3, 2), nic(4, 3));
+        let boot = Some(c.mac);
+        assert_eq!(route_metric(&c, boot), BOOT_NIC_METRIC);
+        let (ma, mb) = (route_metric(&a, boot), route_metric(&b, boot));
+        assert!(BOOT_NIC_METRIC < ma && ma < mb, "{ma} {mb}");
+        // Without BOOTIF: still one order, by interface index.
+        assert!(route_metric(&a, None) < route_metric(&c, None));
+        assert_eq!(route_metric(&a, None), route_metric(&a, Some([0; 6])));
     }
 }
