@@ -36,6 +36,9 @@ pub const LINK_DOWN_WITHIN: Duration = Duration::from_secs(2);
 /// A link coming back; carrier is immediate, so the same order as link loss,
 /// with room for the guest's driver to renegotiate.
 pub const LINK_UP_WITHIN: Duration = Duration::from_secs(5);
+/// A NIC whose link came up gets its DHCP lease, and the agent shows the
+/// address at its next inventory pass (every 10 s).
+pub const LEASE_WITHIN: Duration = Duration::from_secs(30);
 /// A SMART warning is seen when the agent next reads SMART.
 pub const SMART_WITHIN: Duration = Duration::from_secs(60);
 /// The power button: the agent stops its services and says goodbye.
@@ -556,6 +559,44 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
             let r = view.wait_for(ok, within).await;
             let late = late(view, r.is_err(), ok, t0).await;
             match r {
+                Ok(_) if up => {
+                    let carrier = Check::new(
+                        &name,
+                        true,
+                        format!(
+                            "carrier {up} seen after {:.2} s",
+                            t0.elapsed().as_secs_f64()
+                        ),
+                    );
+                    // A NIC that had no link at boot is still configured once it
+                    // has one: its DHCP lease shows as an IPv4 address.
+                    let leased = |s: &crate::agent_view::ViewState| {
+                        expect::nic_by_mac(&s.inventory, &mac).is_some_and(|n| {
+                            n["addresses"].as_array().is_some_and(|a| {
+                                a.iter()
+                                    .any(|x| x.as_str().is_some_and(|x| x.contains('.')))
+                            })
+                        })
+                    };
+                    let lease = match view.wait_for(leased, LEASE_WITHIN).await {
+                        Ok(s) => Check::new(
+                            &format!("{name}: lease"),
+                            true,
+                            format!(
+                                "{} after {:.1} s",
+                                expect::nic_by_mac(&s.inventory, &mac)
+                                    .map_or_else(String::new, |n| n["addresses"].to_string()),
+                                t0.elapsed().as_secs_f64()
+                            ),
+                        ),
+                        Err(_) => Check::new(
+                            &format!("{name}: lease"),
+                            false,
+                            format!("no IPv4 address within {LEASE_WITHIN:?}"),
+                        ),
+                    };
+                    vec![carrier, lease]
+                }
                 Ok(_) => vec![Check::new(
                     &name,
                     true,
