@@ -97,10 +97,11 @@ async fn floor_once(
 /// QEMU start → kernel start is about the host ready time minus the guest stamp
 /// of the later of the agent's `serving` mark and the init's `network up` (the
 /// snapshot arrives a few ms after both).
-fn print_timeline(serial: &std::path::Path, ready: Option<Duration>) {
+/// The stamped `nodus-` lines of a serial log: guest seconds since kernel
+/// start, and the line from `nodus-` on.
+fn stamped_lines(serial: &std::path::Path) -> Vec<(f64, String)> {
     let log = std::fs::read_to_string(serial).unwrap_or_default();
-    let stamped: Vec<(f64, String)> = log
-        .lines()
+    log.lines()
         .filter(|l| l.contains("nodus-"))
         .filter_map(|l| {
             // `[  12.345] nodus-…`, perhaps after the console's escape sequences.
@@ -111,7 +112,33 @@ fn print_timeline(serial: &std::path::Path, ready: Option<Duration>) {
                 l[at + 2..].trim().to_owned(),
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// One line per run with the guest's own clock at the main steps (seconds
+/// since kernel start): on a host loaded by other work the host-side figures
+/// swing by several seconds, these much less.
+fn print_steps(serial: &std::path::Path) {
+    let stamped = stamped_lines(serial);
+    let at = |prefix: &str| {
+        stamped
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map_or_else(|| "-".to_owned(), |(t, _)| format!("{t:.2}"))
+    };
+    eprintln!(
+        "  guest s: init {} verified {} modules {} agent {} network {} serving {}",
+        at("nodus-init: nodus "),
+        at("nodus-init: image verified"),
+        at("nodus-init: modules loaded"),
+        at("nodus-init: started agent"),
+        at("nodus-init: network up"),
+        at("nodus-agent: serving"),
+    );
+}
+
+fn print_timeline(serial: &std::path::Path, ready: Option<Duration>) {
+    let stamped = stamped_lines(serial);
     // The snapshot needs both the agent serving and the guest's address.
     let stamp_of = |prefix: &str| {
         stamped
@@ -170,6 +197,7 @@ async fn ready_once(profile: &Profile, image: &Image, timeline: bool) -> Option<
             if timeline {
                 print_timeline(&vm.serial_log(), Some(ready));
             }
+            print_steps(&vm.serial_log());
             Some(ready)
         }
         None => {
