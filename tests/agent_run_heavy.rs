@@ -12,22 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
+mod common;
 
-fn nodus() -> Command {
-    let mut c = Command::new(NODUS);
-    c.env("NODUS_PASSPHRASE", "test-pass")
-        .env_remove("NODUS_INIT");
-    c
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use common::{have, nodus};
 
 struct Bus {
     child: Child,

@@ -9,190 +9,16 @@
 //! installs it); the tmux test is skipped with a message when it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
-const PASS: &str = "test-pass";
+use std::path::Path;
+use std::process::Stdio;
 
-fn nodus() -> Command {
-    let mut c = Command::new(NODUS);
-    c.env("NODUS_PASSPHRASE", PASS).env_remove("NODUS_INIT");
-    c
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn fixtures_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|up| up.join("shared/fixtures/sysfs"))
-        .find(|p| p.is_dir())
-        .expect("shared/fixtures/sysfs")
-}
-
-/// A fresh keystore; returns `(account id, node id, short)`.
-fn new_key(path: &Path) -> (String, String, String) {
-    let out = nodus()
-        .args(["--json", "id", "new", "--keystore"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = |k: &str| v[k].as_str().unwrap().to_owned();
-    (s("id"), s("node_id"), s("short"))
-}
-
-struct Agent {
-    child: Child,
-    node: String,
-    quic: String,
-    dir: tempfile::TempDir,
-    owner_key: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(&root).unwrap();
-        for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
-            let ok = Command::new("tar")
-                .arg("xzf")
-                .arg(fixtures_dir().join(a))
-                .arg("-C")
-                .arg(&root)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "tar {a}");
-        }
-        let owner_key = dir.path().join("owner.key");
-        let (owner, _, _) = new_key(&owner_key);
-        let config = dir.path().join("agent.toml");
-        std::fs::write(
-            &config,
-            "mode = \"managed\"\npower_backend = \"simulated\"\n",
-        )
-        .unwrap();
-        let mut child = nodus()
-            .args([
-                "agent",
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--dbus-address",
-                "none",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .arg("--root")
-            .arg(&root)
-            .arg("--socket")
-            .arg(dir.path().join("agent.sock"))
-            .arg("--key")
-            .arg(dir.path().join("node.key"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--owner", &owner])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let field = |k: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("no {k}= in {line:?}"))
-                .to_owned()
-        };
-        Agent {
-            node: field("node"),
-            quic: field("quic"),
-            child,
-            dir,
-            owner_key,
-        }
-    }
-
-    fn target(&self) -> String {
-        format!("{}@{}", self.node, self.quic)
-    }
-
-    fn short(&self) -> String {
-        // The node id's short form: the confirmation token.
-        self.node[..13].to_owned()
-    }
-
-    fn grant(&self, role: &str) -> (PathBuf, PathBuf) {
-        let key = self.dir.path().join(format!("{role}.key"));
-        let (acct, _, _) = new_key(&key);
-        let file = self.dir.path().join(format!("{role}.grant"));
-        let out = nodus()
-            .args(["id", "grant", "--keystore"])
-            .arg(&self.owner_key)
-            .args(["--to", &acct, "--role", role, "--node", &self.node, "--out"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (key, file)
-    }
-
-    fn node_action(
-        &self,
-        action: &[&str],
-        key: &Path,
-        grant: Option<&Path>,
-        confirm: &str,
-    ) -> Output {
-        let mut c = nodus();
-        c.args(["--json", "node"])
-            .args(action)
-            .args(["--connect", &self.target(), "--confirm", confirm, "--key"])
-            .arg(key);
-        if let Some(g) = grant {
-            c.arg("--grant").arg(g);
-        }
-        c.output().unwrap()
-    }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
+use common::{Agent, NODUS, PASS, Tmux, code, have, new_key, nodus, unpack_fixture};
 
 #[test]
 fn heavy_node_actions_by_role_with_exit_codes() {
-    let agent = Agent::start();
+    let agent = Agent::start(unpack_fixture);
     let token = agent.short();
     // The owner: everything.
     let o = agent.node_action(&["identify"], &agent.owner_key, None, &token);
@@ -243,70 +69,6 @@ fn heavy_node_actions_by_role_with_exit_codes() {
     assert_eq!(code(&o), 7, "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, cmd: &str) -> Self {
-        let t = Tmux {
-            socket: format!("nodus-{name}-{}", std::process::id()),
-        };
-        let out = t.run(&["new-session", "-d", "-s", "c", "-x", "120", "-y", "40", cmd]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "c"]).stdout).into_owned()
-    }
-
-    /// Polls the pane until `pred` holds; the limit only bounds a hang.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let pane = self.capture();
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "waiting for {what}; pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "c"];
-        args.extend(keys);
-        assert!(self.run(&args).status.success());
-    }
-
-    fn alive(&self) -> bool {
-        self.run(&["has-session", "-t", "c"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 fn console_cmd(agent: &Agent, key: &Path) -> String {
     format!(
         "env NODUS_PASSPHRASE={PASS} TERM=xterm-256color {NODUS} console --connect {} --key {}; sleep 30",
@@ -321,7 +83,7 @@ fn heavy_console_in_tmux_on_a_real_agent() {
         eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let agent = Agent::start();
+    let agent = Agent::start(unpack_fixture);
     let tmux = Tmux::start("agent", &console_cmd(&agent, &agent.owner_key));
     let short = agent.short();
     // Wait for every expected cell at once: a capture can land mid-redraw.
@@ -376,7 +138,7 @@ fn heavy_unknown_key_sees_not_authorized() {
         eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let agent = Agent::start();
+    let agent = Agent::start(unpack_fixture);
     let stranger = agent.dir.path().join("stranger.key");
     new_key(&stranger);
     let tmux = Tmux::start("refused", &console_cmd(&agent, &stranger));
@@ -390,19 +152,7 @@ fn heavy_unknown_key_sees_not_authorized() {
 fn heavy_devnet_without_a_tty_prints_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
-        assert!(
-            Command::new("tar")
-                .arg("xzf")
-                .arg(fixtures_dir().join(a))
-                .arg("-C")
-                .arg(&root)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
+    unpack_fixture(&root);
     let out = nodus()
         .args(["devnet", "--state-dir"])
         .arg(dir.path().join("devnet"))
@@ -448,7 +198,7 @@ fn heavy_on_node_console_over_the_socket_cannot_quit() {
         eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let agent = Agent::start();
+    let agent = Agent::start(unpack_fixture);
     let sock = agent.dir.path().join("agent.sock");
     // A Linux VT: 16 colours and ASCII glyphs.
     let cmd = format!(

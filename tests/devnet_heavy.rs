@@ -10,38 +10,15 @@
 //! skipped with a message when it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
+use common::{NODUS, Tmux, have, unpack_fixture};
 /// Bounds a hang only: rewards come after the first 20 s epoch and its 5 s
 /// late-report window, a few seconds more on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(240);
-
-/// A fixture machine for `--root`, in `dir/root`.
-fn fixture_root(dir: &Path) -> PathBuf {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("shared/fixtures/sysfs");
-    let fixtures = if fixtures.is_dir() {
-        fixtures
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sysfs")
-    };
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    for a in ["procfs-sys.tar.gz", "procfs-proc.tar.gz"] {
-        let ok = Command::new("tar")
-            .arg("xzf")
-            .arg(fixtures.join(a))
-            .arg("-C")
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot unpack {a}");
-    }
-    root
-}
 
 /// `12.345678 NDS` after `label` on some line of `text`, in micro-NDS.
 fn tokens_after(text: &str, label: &str) -> Option<u128> {
@@ -64,52 +41,23 @@ fn percent_after(text: &str, label: &str) -> Option<u32> {
     Some(whole.parse::<u32>().ok()? * 10 + tenth.parse::<u32>().ok()?)
 }
 
-fn tmux(socket: &str, args: &[&str]) -> Output {
-    Command::new("tmux")
-        .arg("-L")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Kills the test's tmux server however the test ends.
-struct Server(String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = tmux(&self.0, &["kill-server"]);
-    }
-}
-
 #[test]
 fn heavy_devnet_stake_screen_shows_the_chains_numbers() {
-    let have_tmux = Command::new("sh")
-        .args(["-c", "command -v tmux"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_tmux {
+    if !have("tmux") {
         eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = fixture_root(dir.path());
+    let root = dir.path().join("root");
+    unpack_fixture(&root);
     let state = dir.path().join("devnet");
-    let server = Server(format!("nodus-devnet-{}", std::process::id()));
     let cmd = format!(
         "env -u NODUS_PASSPHRASE TERM=xterm-256color {NODUS} devnet --state-dir {} --root {}; sleep 60",
         state.display(),
         root.display()
     );
-    let mut args: Vec<&str> = "new-session -d -s d -x 120 -y 40".split(' ').collect();
-    args.push(&cmd);
-    let out = tmux(&server.0, &args);
-    assert!(out.status.success(), "tmux: {out:?}");
-    let pane = || {
-        let out = tmux(&server.0, &["capture-pane", "-p", "-t", "d"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let tmux = Tmux::start("devnet", &cmd);
+    let pane = || tmux.capture();
     let start = Instant::now();
     // The console is up once the tab line is drawn; then the Stake screen.
     let mut text = pane();
@@ -118,11 +66,7 @@ fn heavy_devnet_stake_screen_shows_the_chains_numbers() {
         std::thread::sleep(Duration::from_millis(200));
         text = pane();
     }
-    assert!(
-        tmux(&server.0, &["send-keys", "-t", "d", "5"])
-            .status
-            .success()
-    );
+    tmux.keys(&["5"]);
     let settled = |t: &str| {
         t.contains("Stake ─")
             && tokens_after(t, "Balance").is_some_and(|b| b > 0)
@@ -182,11 +126,7 @@ fn heavy_devnet_stake_screen_shows_the_chains_numbers() {
     assert_eq!(farming["epoch_secs"], 20, "{farming}");
 
     // q quits the console, and the devnet stops its agent and chain.
-    assert!(
-        tmux(&server.0, &["send-keys", "-t", "d", "q"])
-            .status
-            .success()
-    );
+    tmux.keys(&["q"]);
     let sock = state.join("agent.sock");
     while std::os::unix::net::UnixStream::connect(&sock).is_ok() {
         assert!(start.elapsed() < PATIENCE, "agent still serving after q");

@@ -15,132 +15,33 @@
 #[path = "../agent/tests/common/generate.rs"]
 mod generate;
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::io::Read as _;
+use std::path::Path;
+use std::process::Output;
+
+use common::{Agent, NODUS, PASS, Tmux, code, describe, have, new_key, nodus};
 use nodus_identity::grant::{DiskApproval, approve_disk, disk_approval_to_file_text};
 use nodus_identity::{Keystore, NodeId, Passphrase, SecretKey};
 
-const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
-const PASS: &str = "test-pass";
 /// What the agent zeroes at the start of a disk.
 const MIB: usize = 1 << 20;
 
-fn nodus() -> Command {
-    let mut c = Command::new(NODUS);
-    c.env("NODUS_PASSPHRASE", PASS).env_remove("NODUS_INIT");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-/// A fresh keystore; returns `(account id, node id)`.
-fn new_key(path: &Path) -> (String, String) {
-    let out = nodus()
-        .args(["--json", "id", "new", "--keystore"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["node_id"].as_str().unwrap().to_owned(),
-    )
-}
-
-struct Agent {
-    child: Child,
-    node: String,
-    quic: String,
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    owner_key: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The synthetic machine: six disks, `sde` and `sdf` carrying a GPT.
+fn machine(root: &Path) {
+    generate::build(
+        root,
+        generate::Spec {
+            disks: 6,
+            nics: 1,
+            sensors: 2,
+            cpus: 2,
+        },
+    );
 }
 
 impl Agent {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        generate::build(
-            &root,
-            generate::Spec {
-                disks: 6,
-                nics: 1,
-                sensors: 2,
-                cpus: 2,
-            },
-        );
-        let owner_key = dir.path().join("owner.key");
-        let (owner, _) = new_key(&owner_key);
-        let config = dir.path().join("agent.toml");
-        std::fs::write(
-            &config,
-            "mode = \"managed\"\npower_backend = \"simulated\"\n",
-        )
-        .unwrap();
-        let mut child = nodus()
-            .args(["agent", "run", "--listen", "127.0.0.1:0"])
-            .args(["--dbus-address", "none"])
-            .arg("--config")
-            .arg(&config)
-            .arg("--root")
-            .arg(&root)
-            .arg("--socket")
-            .arg(dir.path().join("agent.sock"))
-            .arg("--key")
-            .arg(dir.path().join("node.key"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--owner", &owner])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let field = |k: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("no {k}= in {line:?}"))
-                .to_owned()
-        };
-        Agent {
-            node: field("node"),
-            quic: field("quic"),
-            child,
-            dir,
-            root,
-            owner_key,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// The serial the inventory reports for disk `name`.
     fn serial(&self, name: &str) -> String {
         let out = nodus()
@@ -148,7 +49,7 @@ impl Agent {
             .arg(&self.root)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(out.status.success(), "{}", describe(&out));
         let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         inv["disks"]
             .as_array()
@@ -159,22 +60,6 @@ impl Agent {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-
-    /// A key with `role` on this node, granted by the owner: `(keystore, grant)`.
-    fn grant(&self, role: &str) -> (PathBuf, PathBuf) {
-        let key = self.path(&format!("{role}.key"));
-        let (acct, _) = new_key(&key);
-        let file = self.path(&format!("{role}.grant"));
-        let out = nodus()
-            .args(["id", "grant", "--keystore"])
-            .arg(&self.owner_key)
-            .args(["--to", &acct, "--role", role, "--node", &self.node, "--out"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        (key, file)
     }
 
     /// `nodus id approve-disk` with the owner's keystore, writing `out`.
@@ -231,69 +116,15 @@ fn sign_approval(key: &SecretKey, node: &str, serial: &str, expires_at: u64, out
     std::fs::write(out, disk_approval_to_file_text(&signed, None).unwrap()).unwrap();
 }
 
-/// A tmux server of its own running one command in a 120×40 pane.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Self {
-        let t = Tmux {
-            socket: format!("nodus-approval-{}", std::process::id()),
-        };
-        let out = t.run(&["new-session", "-d", "-s", "c", "-x", "120", "-y", "40", cmd]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Polls the pane until `pred` holds; the limit only bounds a hang.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.run(&["capture-pane", "-p", "-t", "c"]);
-            let pane = String::from_utf8_lossy(&out.stdout).into_owned();
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "waiting for {what}; pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "c"];
-        args.extend(keys);
-        assert!(self.run(&args).status.success());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 fn message(o: &Output) -> String {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|_| panic!("no JSON report: {}", stderr(o)));
+        .unwrap_or_else(|_| panic!("no JSON report: {}", describe(o)));
     v["message"].as_str().unwrap_or_default().to_owned()
 }
 
 #[test]
 fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
-    let agent = Agent::start();
+    let agent = Agent::start(machine);
     let (sde, sdf) = (agent.serial("sde"), agent.serial("sdf"));
     assert_ne!(sde, sdf);
     let original = agent.head("sde");
@@ -306,38 +137,38 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
 
     // No approval: refused, not authorized (3), nothing written.
     let o = agent.approve("sde", op, None);
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
     let m = message(&o);
-    assert!(m.contains("owner's signed approval"), "{}", stderr(&o));
+    assert!(m.contains("owner's signed approval"), "{}", describe(&o));
     // … and says what to ask the owner for.
     let ask = format!("--node {} --serial {sde:?} --disk sde", agent.node);
-    assert!(m.contains(&ask), "{}", stderr(&o));
+    assert!(m.contains(&ask), "{}", describe(&o));
     untouched("no approval");
 
     // Signed by the owner, but for another node.
-    let (_, other_node) = new_key(&agent.path("other-node.key"));
+    let other_node = new_key(&agent.path("other-node.key")).node;
     let other = agent.path("other-node.approval");
     let o = agent.owner_approves(&other_node, &sde, &["--disk", "sde"], &other);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", describe(&o));
     let o = agent.approve("sde", op, Some(&other));
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
     assert!(
         message(&o).contains(&format!("is for node {other_node}, not this node")),
         "{}",
-        stderr(&o)
+        describe(&o)
     );
     untouched("an approval for another node");
 
     // For this node, but for the other disk's serial.
     let wrong_disk = agent.path("sdf.approval");
     let o = agent.owner_approves(&agent.node, &sdf, &[], &wrong_disk);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", describe(&o));
     let o = agent.approve("sde", op, Some(&wrong_disk));
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
     assert!(
         message(&o).contains(&format!("names serial {sdf:?}")),
         "{}",
-        stderr(&o)
+        describe(&o)
     );
     untouched("an approval for another serial");
 
@@ -350,14 +181,14 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
         &["--expires", "2001-01-01T00:00:00Z"],
         &expired,
     );
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_eq!(code(&o), 5, "{}", describe(&o));
     assert!(!expired.exists());
     let owner = Keystore::open(&agent.owner_key, &Passphrase::new(PASS)).unwrap();
     let past = nodus_identity::statement::unix_now() - 60;
     sign_approval(&owner, &agent.node, &sde, past, &expired);
     let o = agent.approve("sde", op, Some(&expired));
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(message(&o).contains("expired at"), "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
+    assert!(message(&o).contains("expired at"), "{}", describe(&o));
     untouched("an expired approval");
 
     // Right node, serial and time, signed by the operator's own key.
@@ -366,8 +197,8 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
     let later = nodus_identity::statement::unix_now() + 3600;
     sign_approval(&operator, &agent.node, &sde, later, &self_signed);
     let o = agent.approve("sde", op, Some(&self_signed));
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(message(&o).contains("owner key"), "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
+    assert!(message(&o).contains("owner key"), "{}", describe(&o));
     untouched("an approval signed by the operator");
 
     // A damaged file is bad input (5) and a missing one not found (6), both
@@ -375,9 +206,9 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
     let damaged = agent.path("damaged.approval");
     std::fs::write(&damaged, "nodus-disk-approval-v1 not*base64\n").unwrap();
     let o = agent.approve("sde", op, Some(&damaged));
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_eq!(code(&o), 5, "{}", describe(&o));
     let o = agent.approve("sde", op, Some(&agent.path("nowhere.approval")));
-    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert_eq!(code(&o), 6, "{}", describe(&o));
     untouched("unusable approval files");
 
     // The owner's approval, made with the CLI: the file is text for people
@@ -389,7 +220,7 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
         &["--disk", "sde", "--expires", "2999-01-01T00:00:00Z"],
         &good,
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", describe(&o));
     let text = std::fs::read_to_string(&good).unwrap();
     assert!(text.contains(&sde) && text.contains("sde"), "{text}");
     assert_eq!(
@@ -398,19 +229,19 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
         "{text}"
     );
     let o = agent.owner_approves(&agent.node, &sde, &[], &good);
-    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_ne!(code(&o), 0, "{}", describe(&o));
     assert_eq!(std::fs::read_to_string(&good).unwrap(), text);
 
     // A viewer holding the valid approval is still refused: the role comes first.
     let (v_key, v_grant) = agent.grant("viewer");
     let o = agent.approve("sde", (&v_key, &v_grant), Some(&good));
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(message(&o).contains("operator role"), "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", describe(&o));
+    assert!(message(&o).contains("operator role"), "{}", describe(&o));
     untouched("a viewer's attempt");
 
     // The operator with it: done, and the first MiB (GPT included) is zeroed.
     let o = agent.approve("sde", op, Some(&good));
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", describe(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["outcome"], "done", "{v}");
     assert!(
@@ -423,32 +254,30 @@ fn heavy_foreign_disk_is_wiped_only_with_the_owners_approval_for_it() {
 
 #[test]
 fn heavy_console_attaches_the_approval_of_the_selected_disk() {
-    let have_tmux = Command::new("sh")
-        .args(["-c", "command -v tmux"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_tmux {
+    if !have("tmux") {
         eprintln!("skipping: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let agent = Agent::start();
+    let agent = Agent::start(machine);
     let (op_key, op_grant) = agent.grant("operator");
     let sde = agent.serial("sde");
     let good = agent.path("sde.approval");
     let o = agent.owner_approves(&agent.node, &sde, &["--disk", "sde"], &good);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", describe(&o));
     assert_eq!(&agent.head("sde")[512..520], b"EFI PART");
     let token = &agent.node[..13];
-    let tmux = Tmux::start(&format!(
-        "env NODUS_PASSPHRASE={PASS} TERM=xterm-256color {NODUS} console --connect {}@{} \
+    let tmux = Tmux::start(
+        "approval",
+        &format!(
+            "env NODUS_PASSPHRASE={PASS} TERM=xterm-256color {NODUS} console --connect {}@{} \
          --key {} --grant {} --approval {}; sleep 30",
-        agent.node,
-        agent.quic,
-        op_key.display(),
-        op_grant.display(),
-        good.display()
-    ));
+            agent.node,
+            agent.quic,
+            op_key.display(),
+            op_grant.display(),
+            good.display()
+        ),
+    );
     tmux.wait_for("the connected console", |p| {
         p.contains("connected") && p.contains(&agent.node)
     });
