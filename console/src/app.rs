@@ -576,17 +576,24 @@ mod tests {
         assert_eq!(app.view().now_unix_s, 1_000);
     }
 
-    #[test]
-    fn approve_disk_attaches_the_approval_for_that_serial_on_that_node() {
-        use crate::model::{Disk, Session};
+    /// A console connected to node `node1this` as an operator (actions allowed,
+    /// confirmed with the node id).
+    fn operator_on_node1this() -> App {
         let mut app = App::new(Model::default(), false);
         app.model.facts.node_id = "node1this".into();
         app.model.connection = Connection::Connected;
-        app.model.session = Some(Session {
+        app.model.session = Some(crate::model::Session {
             role: nodus_wire::Role::Operator,
             confirm_token: "node1this".into(),
             actions: true,
         });
+        app
+    }
+
+    #[test]
+    fn approve_disk_attaches_the_approval_for_that_serial_on_that_node() {
+        use crate::model::Disk;
+        let mut app = operator_on_node1this();
         let disk = |name: &str, serial: Option<&str>| Disk {
             name: name.into(),
             serial: serial.map(str::to_owned),
@@ -634,15 +641,8 @@ mod tests {
 
     #[test]
     fn a_quick_esc_then_a_letter_cancels_the_prompt_and_types_nothing() {
-        use crate::model::{Disk, Session};
-        let mut app = App::new(Model::default(), false);
-        app.model.facts.node_id = "node1this".into();
-        app.model.connection = Connection::Connected;
-        app.model.session = Some(Session {
-            role: nodus_wire::Role::Operator,
-            confirm_token: "node1this".into(),
-            actions: true,
-        });
+        use crate::model::Disk;
+        let mut app = operator_on_node1this();
         app.model.inventory.disks = vec![Disk {
             name: "sda".into(),
             ..Disk::default()

@@ -139,6 +139,20 @@ async fn wait_line(vm: &mut Vm, w: &mut SerialWatch, what: &str, within: Duratio
     }
 }
 
+/// Waits for the agent's ready line and connects to it as `owner`.
+async fn connect_when_ready(vm: &mut Vm, w: &mut SerialWatch, owner: &SecretKey) -> AgentView {
+    let ready = wait_line(vm, w, "nodus-agent ready", BOOT_WITHIN).await;
+    let ready = Ready::parse(&ready).unwrap();
+    AgentView::connect(
+        vm.quic_addr().unwrap(),
+        *ready.node.key(),
+        owner,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; serial log:\n{}", log(vm)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_static_address_from_the_command_line_reaches_the_agent() {
     let Some(k) = kernel() else { return };
@@ -153,16 +167,7 @@ async fn heavy_static_address_from_the_command_line_reaches_the_agent() {
         "not the static setting: {up}"
     );
     assert!(!log(&vm).contains("dhcp from"), "{}", log(&vm));
-    let ready = wait_line(&mut vm, &mut w, "nodus-agent ready", BOOT_WITHIN).await;
-    let ready = Ready::parse(&ready).unwrap();
-    let view = AgentView::connect(
-        vm.quic_addr().unwrap(),
-        *ready.node.key(),
-        &owner,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; serial log:\n{}", log(&vm)));
+    let view = connect_when_ready(&mut vm, &mut w, &owner).await;
     let inv = view.current().inventory;
     let ips = inv.to_string();
     assert!(
@@ -178,16 +183,7 @@ async fn heavy_on_node_console_runs_and_is_only_a_viewer() {
     // as `nobody`; the agent names each console that attaches, with its role.
     let (mut vm, _image, owner) = boot(&k, &[]).await;
     let mut w = SerialWatch::new(vm.serial_log());
-    let ready = wait_line(&mut vm, &mut w, "nodus-agent ready", BOOT_WITHIN).await;
-    let ready = Ready::parse(&ready).unwrap();
-    let mut view = AgentView::connect(
-        vm.quic_addr().unwrap(),
-        *ready.node.key(),
-        &owner,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; serial log:\n{}", log(&vm)));
+    let mut view = connect_when_ready(&mut vm, &mut w, &owner).await;
     let state = view
         .wait_for(
             |s| {
@@ -226,16 +222,7 @@ async fn heavy_ctrl_alt_del_stops_the_agent_cleanly_and_ends_the_machine() {
     let Some(k) = kernel() else { return };
     let (mut vm, _image, owner) = boot(&k, &[]).await;
     let mut w = SerialWatch::new(vm.serial_log());
-    let ready = wait_line(&mut vm, &mut w, "nodus-agent ready", BOOT_WITHIN).await;
-    let ready = Ready::parse(&ready).unwrap();
-    let mut view = AgentView::connect(
-        vm.quic_addr().unwrap(),
-        *ready.node.key(),
-        &owner,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; serial log:\n{}", log(&vm)));
+    let mut view = connect_when_ready(&mut vm, &mut w, &owner).await;
     // The keyboard's Ctrl-Alt-Del; the init disabled the kernel's own handling,
     // so it arrives as SIGINT to PID 1.
     vm.qmp()
