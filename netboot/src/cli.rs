@@ -98,8 +98,8 @@ pub struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
-    /// Farm id.
-    #[arg(long, value_name = "ID")]
+    /// The chain's farm number the booted machines join (`nodus.farm=`).
+    #[arg(long, value_name = "NUMBER")]
     pub farm: Option<String>,
     /// Extra kernel arguments for every machine.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
