@@ -739,7 +739,7 @@ fn is_unattached(d: &Disk) -> bool {
 }
 
 /// Reads every disk under `root`, leaving out device nodes with nothing
-/// attached (see [`is_unattached`]).
+/// attached (idle loop, RAM, zram and network block devices).
 pub fn collect(root: &SysRoot, opts: &Options, gaps: &mut Gaps) -> Vec<Disk> {
     let names = disk_names(root, gaps);
     let mut disks: Vec<Disk> = names
