@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nodus_wire::console::{Action, ClientMsg, Outcome, RefusalCode, Request, RequestId, ServerMsg};
-use nodus_wire::{Blob, Client, Role};
+use nodus_wire::{Blob, Client};
 use serde::Serialize;
 
 use crate::app::LoadedApproval;
@@ -165,11 +165,7 @@ impl Command {
 
     /// Runs the action and prints its outcome (`json`: one JSON object).
     pub fn run(self, json: bool) -> Result<(), Error> {
-        let (action, common, approval) = self.parts()?;
-        let disk = match &action {
-            Action::ApproveDisk { disk, .. } => Some(disk.clone()),
-            _ => None,
-        };
+        let (action, common, _approval) = self.parts()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -180,25 +176,9 @@ impl Command {
             let endpoint = endpoint(&common)?;
             send(&endpoint, action, common.confirm.clone(), id).await
         })?;
-        let replayed = answer.replayed;
-        let mut outcome = answer.outcome.clone();
-        // The node says only that the owner's approval is missing or not good
-        // enough; say what to ask the owner for, or what in the approval does not
-        // match what the node told us about itself.
-        if let (Some(disk), Outcome::Refused { code, message }) = (&disk, &mut outcome)
-            && *code == RefusalCode::NotAuthorized
-            && answer.role.is_some_and(|r| r.covers(Role::Operator))
-        {
-            let now = nodus_identity::statement::unix_now();
-            let hint = match &approval {
-                Some(a) => Some(approval_hint(a, disk, &answer, now)),
-                None => missing_approval_hint(disk, &answer),
-            };
-            if let Some(hint) = hint {
-                message.push_str("; ");
-                message.push_str(&hint);
-            }
-        }
+        // A refused approval is explained by the node itself (what was missing
+        // or did not match), so the console and scripts say the same.
+        let Answer { replayed, outcome } = answer;
         let (word, code, message) = match &outcome {
             Outcome::Done(m) => ("done", None, m.as_str()),
             Outcome::Refused { code, message } => {
@@ -258,93 +238,13 @@ fn endpoint(c: &Common) -> Result<Endpoint, Error> {
     })))
 }
 
-/// The node's answer to one request, with what it said about itself first.
+/// The node's answer to one request.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// The node answered an earlier request with this id (run once).
     pub replayed: bool,
     /// What happened.
     pub outcome: Outcome,
-    /// The role the node gave this key or user (its welcome).
-    pub role: Option<Role>,
-    /// The node id (its welcome).
-    pub node_id: Option<String>,
-    /// The inventory document of its snapshot.
-    pub inventory_json: Option<String>,
-}
-
-/// `disk` (a kernel name or a serial) as the node's inventory describes it.
-struct SeenDisk {
-    name: String,
-    serial: Option<String>,
-    /// It holds a partition table or file system (`signatures`).
-    foreign: bool,
-}
-
-fn disk_in(answer: &Answer, disk: &str) -> Option<SeenDisk> {
-    let inv: serde_json::Value = serde_json::from_str(answer.inventory_json.as_deref()?).ok()?;
-    let d = inv["disks"]
-        .as_array()?
-        .iter()
-        .find(|d| d["name"] == disk || d["serial"] == disk)?;
-    Some(SeenDisk {
-        name: d["name"].as_str()?.to_owned(),
-        serial: d["serial"].as_str().map(str::to_owned),
-        foreign: d["signatures"].as_array().is_some_and(|s| !s.is_empty()),
-    })
-}
-
-/// What to ask the owner for when no approval was presented for a disk that
-/// holds foreign data.
-fn missing_approval_hint(disk: &str, answer: &Answer) -> Option<String> {
-    let node = answer.node_id.as_deref()?;
-    let SeenDisk {
-        name,
-        serial,
-        foreign,
-    } = disk_in(answer, disk)?;
-    if !foreign {
-        return None;
-    }
-    Some(format!(
-        "the owner can make one with `nodus id approve-disk --node {node} --serial {:?} \
-         --disk {name} --out FILE`; pass it with --approval FILE",
-        serial?
-    ))
-}
-
-/// Why an approval presented with a refused approve-disk was not accepted, as far as
-/// this side can tell from the approval and what the node told about itself.
-fn approval_hint(a: &LoadedApproval, disk: &str, answer: &Answer, now: u64) -> String {
-    let mut why = Vec::new();
-    if let Some(node) = &answer.node_id
-        && *node != a.node
-    {
-        why.push(format!("it is for node {}, not this node {node}", a.node));
-    }
-    if let Some(SeenDisk {
-        serial: Some(serial),
-        ..
-    }) = disk_in(answer, disk)
-        && serial != a.serial
-    {
-        why.push(format!(
-            "it names serial {:?}, but disk {disk} has serial {serial:?}",
-            a.serial
-        ));
-    }
-    if let Some(t) = a.expires_at
-        && t <= now
-    {
-        why.push(format!("it expired at {t} (Unix seconds; now {now})"));
-    }
-    if why.is_empty() {
-        "the approval presented names this node and disk and has not expired: was it signed \
-         by this node's owner key, for this node's network?"
-            .to_owned()
-    } else {
-        format!("the approval presented does not match: {}", why.join("; "))
-    }
 }
 
 /// Sends one request and waits for its response.
@@ -363,23 +263,14 @@ pub async fn send(
         }))
         .await?;
     let wait = async {
-        let (mut role, mut node_id, mut inventory_json) = (None, None, None);
         loop {
             match conv.reader.recv().await? {
                 Some(ServerMsg::Response(r)) if r.id == id => {
                     return Ok(Answer {
                         replayed: r.replayed,
                         outcome: r.outcome,
-                        role,
-                        node_id,
-                        inventory_json,
                     });
                 }
-                Some(ServerMsg::Welcome(w)) => {
-                    role = Some(w.role);
-                    node_id = Some(w.node_id);
-                }
-                Some(ServerMsg::Snapshot(s)) => inventory_json = Some(s.inventory_json),
                 Some(ServerMsg::Goodbye(why)) => {
                     return Err(Error::Unreachable(format!("the node said goodbye: {why}")));
                 }
@@ -414,49 +305,6 @@ mod tests {
     struct Cli {
         #[command(subcommand)]
         cmd: Command,
-    }
-
-    #[test]
-    fn refused_approval_is_explained_from_what_the_node_said() {
-        let a = LoadedApproval {
-            node: "node1this".into(),
-            serial: "SER-B".into(),
-            expires_at: Some(1_000),
-            bytes: vec![1],
-        };
-        let answer = |node: &str| Answer {
-            replayed: false,
-            outcome: Outcome::Done(String::new()),
-            role: Some(Role::Operator),
-            node_id: Some(node.into()),
-            inventory_json: Some(
-                r#"{"disks":[{"name":"sda","serial":"SER-A","signatures":["gpt"]},
-                    {"name":"sdb","serial":"SER-B","signatures":[]}]}"#
-                    .into(),
-            ),
-        };
-        let hint = approval_hint(&a, "sda", &answer("node1other"), 2_000);
-        for part in [
-            "for node node1this, not this node node1other",
-            "names serial \"SER-B\", but disk sda has serial \"SER-A\"",
-            "expired at 1000",
-        ] {
-            assert!(hint.contains(part), "{part:?} not in {hint}");
-        }
-        // Right node, right disk (by name or serial), in time: the signer is left.
-        for disk in ["sdb", "SER-B"] {
-            let hint = approval_hint(&a, disk, &answer("node1this"), 999);
-            assert!(hint.contains("owner key"), "{hint}");
-        }
-        // Without an approval: the command that makes one, for that disk.
-        let hint = missing_approval_hint("SER-A", &answer("node1this")).unwrap();
-        assert!(
-            hint.contains("--node node1this --serial \"SER-A\" --disk sda"),
-            "{hint}"
-        );
-        // No such disk, or a blank one (refused for another reason): no advice.
-        assert_eq!(missing_approval_hint("sdz", &answer("node1this")), None);
-        assert_eq!(missing_approval_hint("sdb", &answer("node1this")), None);
     }
 
     #[test]

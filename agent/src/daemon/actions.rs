@@ -391,7 +391,13 @@ impl Actions {
         if !disk.signatures.is_empty() && role != Role::Owner {
             let sigs: Vec<&str> = disk.signatures.iter().map(|s| s.name()).collect();
             let verdict = match approval {
-                None => Err("none was presented".to_owned()),
+                None => Err(format!(
+                    "none was presented; the owner can make one with `nodus id approve-disk \
+                     --node {} --serial {serial:?} --disk {} --out FILE`, passed with \
+                     --approval FILE",
+                    self.hub.node_id(),
+                    disk.name
+                )),
                 Some(blob) => self.owner_approved(blob, &serial),
             };
             if let Err(why) = verdict {
@@ -457,18 +463,23 @@ impl Actions {
             unix_now(),
         )
         .signed_by(owner);
-        let approval = signed
-            .verify(&expect)
-            .map_err(|e| format!("the one presented does not verify: {e}"))?;
-        if approval.node.to_string() != self.hub.node_id() {
+        let approval = signed.verify(&expect).map_err(|e| {
+            format!(
+                "the one presented does not verify against this node's owner key on network \
+                     {}: {e}",
+                self.authz.network()
+            )
+        })?;
+        let me = self.hub.node_id();
+        if approval.node.to_string() != me {
             return Err(format!(
-                "the one presented is for node {}, not this one",
+                "the one presented is for node {}, not this node {me}",
                 approval.node
             ));
         }
         if approval.serial != serial {
             return Err(format!(
-                "the one presented is for serial {:?}, this disk's is {serial:?}",
+                "the one presented names serial {:?}; this disk's is {serial:?}",
                 approval.serial
             ));
         }
