@@ -264,6 +264,19 @@ pub async fn run(
         state_dir: config.state_dir.clone(),
         assessor: Assessor::new(config.health.clone()),
     };
+    // Link events are subscribed to before the first pass reads the links: a
+    // carrier that rises between that read and a later subscription would
+    // otherwise stay unreported until the next timed pass (an e1000e finishes
+    // autonegotiating seconds into boot, right about then).
+    let link_events = if root.is_host() {
+        crate::net::LinkEvents::subscribe()
+            .inspect_err(|error| {
+                tracing::warn!(%error, "link events unavailable; links refresh on the timer only");
+            })
+            .ok()
+    } else {
+        None
+    };
     let approved = actions::load_approved(&approved_path);
     let (first, mut inventorier) = tokio::task::spawn_blocking(move || {
         let inv = inventorier.pass(approved, None);
@@ -444,12 +457,9 @@ pub async fn run(
 
     // Inventory loop: on a timer, after actions, and on link events.
     let dbus = dbus.map(Arc::new);
-    if root.is_host() {
+    if let Some(mut events) = link_events {
         let link_refresh = refresh_tx.clone();
         tokio::spawn(async move {
-            let Ok(mut events) = crate::net::LinkEvents::subscribe() else {
-                return;
-            };
             while events.next().await.is_some() {
                 tokio::time::sleep(LINK_DEBOUNCE).await;
                 if link_refresh.send(()).await.is_err() {
