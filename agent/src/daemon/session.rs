@@ -175,9 +175,9 @@ pub async fn run<O: Outgoing, I: Incoming + 'static>(
             .await;
         return Err(SessionError::Version(hello.version));
     }
-    tracing::info!(peer = %peer.label, role = %peer.role, client = %hello.client, "console session");
     // Who watches or operates the node is part of its history: the event reaches
-    // every console, the new one included (it is in the snapshot).
+    // every console, the new one included (it is in the snapshot), and the hub
+    // writes it to the log, once.
     ctx.hub.event(
         Level::Info,
         "console",
