@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccountId, NodeId, PublicKey, SecretKey,
+    file_text::{self, ReadError},
     statement::{Expect, Signed, Statement, StatementError, purpose},
 };
 
@@ -291,25 +292,22 @@ pub fn disk_approval_to_file_text(
 ) -> Result<String, StatementError> {
     let bytes = approval.to_bytes()?;
     let s = &approval.statement;
-    let mut out = format!(
-        "# Nodus disk approval: the disk with serial {:?}{} on {} may be wiped\n\
-         # for pool use by an operator presenting this file.\n\
-         # signed by {} for network {:?}\n",
-        s.payload.serial,
-        disk.map(|d| format!(" (seen as {d})")).unwrap_or_default(),
-        s.payload.node,
-        AccountId::from(s.signer),
-        s.network,
-    );
-    match s.expires_at {
-        Some(t) => out.push_str(&format!("# expires at {t} (Unix seconds)\n")),
-        None => out.push_str("# never expires\n"),
-    }
-    out.push_str(DISK_APPROVAL_FILE_TAG);
-    out.push(' ');
-    out.push_str(&data_encoding::BASE64URL_NOPAD.encode(&bytes));
-    out.push('\n');
-    Ok(out)
+    let comments = [
+        format!(
+            "Nodus disk approval: the disk with serial {:?}{} on {} may be wiped",
+            s.payload.serial,
+            disk.map(|d| format!(" (seen as {d})")).unwrap_or_default(),
+            s.payload.node,
+        ),
+        "for pool use by an operator presenting this file.".to_owned(),
+        format!(
+            "signed by {} for network {:?}",
+            AccountId::from(s.signer),
+            s.network
+        ),
+        file_text::expiry_comment(s.expires_at, "never expires"),
+    ];
+    Ok(file_text::write(&comments, DISK_APPROVAL_FILE_TAG, &bytes))
 }
 
 /// Reads a disk approval file written by [`disk_approval_to_file_text`] and
@@ -319,17 +317,11 @@ pub fn disk_approval_to_file_text(
 pub fn disk_approval_from_file_text(
     text: &str,
 ) -> Result<SignedDiskApproval, DiskApprovalFileError> {
-    let lines = || text.lines().map(str::trim);
-    let Some(line) = lines().find_map(|l| l.strip_prefix(DISK_APPROVAL_FILE_TAG)) else {
-        return Err(if lines().any(|l| l.starts_with(GRANT_FILE_TAG)) {
-            DiskApprovalFileError::GrantFile
-        } else {
-            DiskApprovalFileError::NoApprovalLine
-        });
-    };
-    let bytes = data_encoding::BASE64URL_NOPAD
-        .decode(line.trim().as_bytes())
-        .map_err(|_| DiskApprovalFileError::Encoding)?;
+    let bytes = file_text::read(text, DISK_APPROVAL_FILE_TAG).map_err(|e| match e {
+        ReadError::Missing => DiskApprovalFileError::NoApprovalLine,
+        ReadError::OtherKind(_) => DiskApprovalFileError::GrantFile,
+        ReadError::Encoding => DiskApprovalFileError::Encoding,
+    })?;
     let signed = SignedDiskApproval::from_bytes(&bytes).map_err(DiskApprovalFileError::Decode)?;
     let s = &signed.statement;
     if s.purpose != purpose::DISK_APPROVAL {
@@ -354,6 +346,11 @@ pub enum GrantFileError {
     /// No `nodus-grant-v1 …` line.
     #[error("No {GRANT_FILE_TAG} line found; is this a grant file?")]
     NoGrantLine,
+    /// A disk approval file was given where a grant was expected.
+    #[error(
+        "This is a disk approval file ({DISK_APPROVAL_FILE_TAG}), not a grant; make one with `nodus id grant`"
+    )]
+    DiskApprovalFile,
     /// The line's payload is not base64url.
     #[error("Grant line is not valid base64url")]
     Encoding,
@@ -371,36 +368,32 @@ pub enum GrantFileError {
 pub fn to_file_text(grant: &SignedGrant) -> Result<String, GrantError> {
     let bytes = grant.to_bytes().map_err(GrantError::Statement)?;
     let s = &grant.statement;
-    let mut out = format!(
-        "# Nodus grant: {} may act as {} on {}\n# signed by {} for network {:?}\n",
-        s.payload.grantee,
-        s.payload.role,
-        s.payload.node,
-        AccountId::from(s.signer),
-        s.network,
-    );
-    match s.expires_at {
-        Some(t) => out.push_str(&format!("# expires at {t} (Unix seconds)\n")),
-        None => out.push_str("# never expires (revoke it with a revocation list)\n"),
-    }
-    out.push_str(GRANT_FILE_TAG);
-    out.push(' ');
-    out.push_str(&data_encoding::BASE64URL_NOPAD.encode(&bytes));
-    out.push('\n');
-    Ok(out)
+    let comments = [
+        format!(
+            "Nodus grant: {} may act as {} on {}",
+            s.payload.grantee, s.payload.role, s.payload.node
+        ),
+        format!(
+            "signed by {} for network {:?}",
+            AccountId::from(s.signer),
+            s.network
+        ),
+        file_text::expiry_comment(
+            s.expires_at,
+            "never expires (revoke it with a revocation list)",
+        ),
+    ];
+    Ok(file_text::write(&comments, GRANT_FILE_TAG, &bytes))
 }
 
 /// Reads a grant file written by [`to_file_text`]. The signature is not checked
 /// here; the node checks it with [`verify_grant`].
 pub fn from_file_text(text: &str) -> Result<SignedGrant, GrantFileError> {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix(GRANT_FILE_TAG))
-        .ok_or(GrantFileError::NoGrantLine)?;
-    let bytes = data_encoding::BASE64URL_NOPAD
-        .decode(line.trim().as_bytes())
-        .map_err(|_| GrantFileError::Encoding)?;
+    let bytes = file_text::read(text, GRANT_FILE_TAG).map_err(|e| match e {
+        ReadError::Missing => GrantFileError::NoGrantLine,
+        ReadError::OtherKind(_) => GrantFileError::DiskApprovalFile,
+        ReadError::Encoding => GrantFileError::Encoding,
+    })?;
     SignedGrant::from_bytes(&bytes).map_err(GrantFileError::Decode)
 }
 
@@ -566,6 +559,12 @@ mod tests {
         assert_eq!(
             disk_approval_from_file_text(&g),
             Err(DiskApprovalFileError::GrantFile)
+        );
+        // …and the other way round.
+        let approval_text = disk_approval_to_file_text(&a, Some("sdb")).unwrap();
+        assert_eq!(
+            from_file_text(&approval_text),
+            Err(GrantFileError::DiskApprovalFile)
         );
         assert_eq!(
             disk_approval_from_file_text("nodus-disk-approval-v1 !!!"),

@@ -29,6 +29,7 @@
 pub mod boot_manifest;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod file_text;
 pub mod grant;
 pub mod key;
 pub mod keystore;
