@@ -9,8 +9,18 @@
 //! once it has carrier, or applies `nodus.net=static:…` to the boot NIC (else
 //! the first with carrier). Addresses and default routes are set over
 //! rtnetlink, one default route per lease, the boot NIC's preferred
-//! ([`route_metric`]); leases are renewed for as long as the init runs. It runs inside PID 1, not in the agent, so an agent restart
-//! never drops the node's address.
+//! ([`route_metric`]); leases are renewed for as long as the init runs. It runs
+//! inside PID 1, not in the agent, so an agent restart never drops the node's
+//! address.
+//!
+//! While DHCP runs, [`dhcp_on`] follows its NIC's carrier through the kernel's
+//! link notifications ([`crate::net::LinkEvents`]). When the carrier comes back
+//! (a cable moved to another switch or VLAN, a switch rebooted) the lease is
+//! checked with the network's server at once (INIT-REBOOT,
+//! [`dhcp::Client::carrier_returned`]) instead of at T1, hours later: the same
+//! network confirms it; another one refuses it, and the node takes a lease there
+//! within seconds; when no server answers, the node keeps its lease while it
+//! lasts.
 //!
 //! It deliberately does no DNS resolver configuration beyond reporting the
 //! servers, no IPv6 (router advertisements configure it in the kernel), and no
@@ -160,6 +170,19 @@ pub fn route_metric(nic: &links::Link, boot_nic: Option<[u8; 6]>) -> u32 {
     }
 }
 
+/// Removes the IPv4 default route via `gateway` on a link with `metric`, if it
+/// is still there (the kernel drops it itself with the link's last address).
+pub async fn del_default_route(h: &Handle, index: u32, gateway: Ipv4Addr, metric: u32) {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .output_interface(index)
+        .gateway(gateway)
+        .priority(metric)
+        .build();
+    // Absent (ESRCH) is the usual answer; any other failure leaves a route
+    // that the next lease's `set_default_route` replaces.
+    let _ = h.route().del(route).execute().await;
+}
+
 /// Sets (or replaces) the IPv4 default route via `gateway` on a link, with
 /// `metric` (see [`route_metric`]).
 pub async fn set_default_route(
@@ -226,9 +249,66 @@ pub async fn has_carrier(h: &Handle, index: u32) -> Result<bool, NetupError> {
 /// How often a NIC without carrier is looked at again.
 const CARRIER_POLL: Duration = Duration::from_millis(200);
 
+/// How often [`dhcp_on`] reads its NIC's carrier when the kernel's link
+/// notifications cannot be had (they always can where rtnetlink works; this
+/// only keeps DHCP running if they cannot).
+const CARRIER_FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// One NIC's carrier, followed through the kernel's link notifications, or by
+/// polling if they cannot be subscribed to.
+struct CarrierWatch {
+    index: u32,
+    events: Option<crate::net::LinkEvents>,
+    up: bool,
+}
+
+impl CarrierWatch {
+    /// Subscribes first and reads the carrier after, so no change falls
+    /// between the two.
+    async fn new(h: &Handle, index: u32) -> Result<Self, NetupError> {
+        let events = crate::net::LinkEvents::subscribe().ok();
+        let up = has_carrier(h, index).await?;
+        Ok(Self { index, events, up })
+    }
+
+    /// Waits until the carrier differs from `up` and returns the new
+    /// state. Cancel-safe: a change is recorded only as it is returned.
+    async fn changed(&mut self, h: &Handle) -> Result<bool, NetupError> {
+        loop {
+            let now_up = match &mut self.events {
+                Some(events) => match events.next().await {
+                    Some(ev) if ev.ifindex == self.index => match ev.change {
+                        crate::net::LinkChange::Changed => ev.carrier,
+                        crate::net::LinkChange::Removed => Some(false),
+                    },
+                    Some(_) => None,
+                    None => {
+                        // The subscription closed: poll from now on.
+                        self.events = None;
+                        Some(has_carrier(h, self.index).await?)
+                    }
+                },
+                None => {
+                    tokio::time::sleep(CARRIER_FALLBACK_POLL).await;
+                    Some(has_carrier(h, self.index).await?)
+                }
+            };
+            if let Some(up) = now_up
+                && up != self.up
+            {
+                self.up = up;
+                return Ok(up);
+            }
+        }
+    }
+}
+
 /// Runs DHCP on `iface` for ever: waits for its carrier (a cable plugged in
 /// later is picked up then), gets a lease, configures it with a default route
-/// of `metric`, renews it. `log` receives one line per lease event.
+/// of `metric`, renews it. `log` receives one line per lease event and carrier
+/// change. When the carrier comes back after a loss, the lease is checked with
+/// the server at once ([`dhcp::Client::carrier_returned`]): confirmed, moved
+/// to the new network's address and gateway, or kept unverified while it lasts.
 pub async fn dhcp_on(
     h: &Handle,
     iface: &str,
@@ -237,16 +317,22 @@ pub async fn dhcp_on(
 ) -> Result<std::convert::Infallible, NetupError> {
     let nic = link_by_name(h, iface).await?;
     link_up(h, nic.index).await?;
-    let waiting = Instant::now();
-    let mut told = false;
-    while !has_carrier(h, nic.index).await? {
-        if !told && waiting.elapsed() >= CARRIER_WAIT {
-            log(format!(
-                "network: {iface}: no carrier yet; DHCP starts when it comes"
-            ));
-            told = true;
+    let mut carrier = CarrierWatch::new(h, nic.index).await?;
+    if !carrier.up {
+        let wait_up = async {
+            while !carrier.changed(h).await? {}
+            Ok::<_, NetupError>(())
+        };
+        let first = tokio::time::timeout(CARRIER_WAIT, wait_up).await;
+        match first {
+            Ok(r) => r?,
+            Err(_) => {
+                log(format!(
+                    "network: {iface}: no carrier yet; DHCP starts when it comes"
+                ));
+                while !carrier.changed(h).await? {}
+            }
         }
-        tokio::time::sleep(CARRIER_POLL).await;
     }
     let sock = dhcp_socket(iface)?;
     let mut c = dhcp::Client::new(nic.mac, xid_seed(nic.mac), Instant::now());
@@ -284,7 +370,28 @@ pub async fn dhcp_on(
                 }
                 dhcp::Event::Lost(l) => {
                     del_address(h, nic.index, l.address).await?;
+                    if let Some(gw) = l.router {
+                        del_default_route(h, nic.index, gw, metric).await;
+                    }
                     log(format!("lease lost: {iface} {}", l.address));
+                }
+                dhcp::Event::Confirmed(l) => {
+                    log(format!(
+                        "lease confirmed: {iface} {} for {} s (dhcp from {})",
+                        l.address,
+                        l.lease.as_secs(),
+                        l.server
+                    ));
+                }
+                dhcp::Event::Unverified(l) => {
+                    // Seconds rather than a date: a freshly booted node's
+                    // wall clock may not be set yet.
+                    let left = (l.acquired + l.lease).saturating_duration_since(Instant::now());
+                    log(format!(
+                        "lease unverified: {iface}: no server answered; keeping {} for {} s more, until the lease ends",
+                        l.address,
+                        left.as_secs()
+                    ));
                 }
             }
         }
@@ -296,6 +403,21 @@ pub async fn dhcp_on(
                 }
             }
             _ = tokio::time::sleep_until(deadline) => c.handle_timeout(Instant::now()),
+            up = carrier.changed(h) => {
+                if up? {
+                    match c.lease() {
+                        Some(l) => log(format!(
+                            "network: {iface}: carrier back; checking {} with the network's DHCP server",
+                            l.address
+                        )),
+                        None => log(format!("network: {iface}: carrier back; DHCP starts over")),
+                    }
+                    c.carrier_returned(Instant::now());
+                } else {
+                    log(format!("network: {iface}: carrier lost"));
+                    c.carrier_lost(Instant::now());
+                }
+            }
         }
     }
 }
