@@ -447,3 +447,44 @@ fn heavy_carrier_return_on_another_network_moves_the_lease_at_once() {
     let refused = wait_until(Duration::from_secs(10), || lab.dnsmasq_log().contains(&nak));
     assert!(refused, "{}", lab.dnsmasq_log());
 }
+
+#[test]
+fn heavy_carrier_return_with_no_server_keeps_the_lease_unverified() {
+    if !have("dnsmasq") || !have("ip") || !have("ss") {
+        eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
+        return;
+    }
+    let mut lab = lab_serving(&Net {
+        base: "10.77.0",
+        lease: LONG,
+        authoritative: true,
+    });
+    let log = start_client(&lab);
+    let addr = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
+    let ip_only = addr.trim_end_matches("/24").to_owned();
+
+    // The link comes back, but nothing answers DHCP on it any more.
+    set_server_link(&lab, "down");
+    wait_line(&lab, &log, "network: nuC: carrier lost");
+    lab.stop_dnsmasq();
+    set_server_link(&lab, "up");
+    let kept = wait_line(
+        &lab,
+        &log,
+        &format!("lease unverified: nuC: no server answered; keeping {ip_only} for "),
+    );
+    eprintln!("{:?}", lines(&log));
+    // Seconds left of the 1 h lease, not a fresh one.
+    let left: u64 = kept
+        .split(" for ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds in {kept:?}"));
+    assert!(left > 3000 && left < 3600, "{kept}");
+    assert_eq!(client_addrs(&lab), std::slice::from_ref(&addr));
+    let all = lines(&log);
+    assert!(!all.iter().any(|l| l.starts_with("lease lost")), "{all:?}");
+    let routes = ns_out(&lab.cli, &["ip", "-4", "route", "show", "default"]);
+    assert!(routes.contains("default via 10.77.0.1 dev nuC"), "{routes}");
+}
