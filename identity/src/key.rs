@@ -112,6 +112,24 @@ impl PublicKey {
         Ok(Self(key))
     }
 
+    /// [`PublicKey::from_bytes`] with the same verdicts, remembering keys that
+    /// passed: a compact (binary) [`serde::Deserialize`] uses it, since a
+    /// validator decodes the same few signers again and again (in a submission,
+    /// in gossip, in a proposed block), and each check costs a point
+    /// decompression and a compression. Only accepted keys are remembered, so a
+    /// refused key is checked in full every time and refused with the same error;
+    /// the memory is bounded ([`RECENT_KEYS`]).
+    pub fn from_bytes_cached(bytes: &[u8; KEY_LEN]) -> Result<Self, KeyError> {
+        let mut recent = recent_keys();
+        if let Some(key) = recent.get(bytes) {
+            return Ok(Self(key));
+        }
+        drop(recent);
+        let key = Self::from_bytes(bytes)?;
+        recent_keys().insert(key.0);
+        Ok(key)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         self.0.as_bytes()
@@ -144,6 +162,64 @@ impl PublicKey {
     }
 }
 
+/// Keys [`PublicKey::from_bytes_cached`] remembers per generation; at most twice
+/// as many are held (about 250 bytes each with the map's overhead: about 2 MiB
+/// at most).
+pub const RECENT_KEYS: usize = 4_096;
+
+/// The process's memory of accepted keys.
+fn recent_keys() -> std::sync::MutexGuard<'static, RecentKeys> {
+    static RECENT: std::sync::LazyLock<std::sync::Mutex<RecentKeys>> =
+        std::sync::LazyLock::new(|| std::sync::Mutex::new(RecentKeys::new(RECENT_KEYS)));
+    // A panic while holding the lock leaves the maps consistent (each operation is
+    // a lookup, an insert or a swap), so a poisoned lock is still usable.
+    RECENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A bounded memory of keys that passed [`PublicKey::from_bytes`], in two
+/// generations: when the current one is full it becomes the previous one (the
+/// old previous one is forgotten), and a key found in the previous one moves back
+/// into the current one. Keys in use stay; at most `2 × capacity` are held.
+struct RecentKeys {
+    capacity: usize,
+    current: std::collections::HashMap<[u8; KEY_LEN], ed25519_dalek::VerifyingKey>,
+    previous: std::collections::HashMap<[u8; KEY_LEN], ed25519_dalek::VerifyingKey>,
+}
+
+impl RecentKeys {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            current: std::collections::HashMap::new(),
+            previous: std::collections::HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, bytes: &[u8; KEY_LEN]) -> Option<ed25519_dalek::VerifyingKey> {
+        if let Some(key) = self.current.get(bytes) {
+            return Some(*key);
+        }
+        let key = self.previous.remove(bytes)?;
+        self.insert(key);
+        Some(key)
+    }
+
+    /// Remembers `key`, which must have passed [`PublicKey::from_bytes`].
+    fn insert(&mut self, key: ed25519_dalek::VerifyingKey) {
+        if self.current.len() >= self.capacity {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(*key.as_bytes(), key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
 /// RFC 8410 §4: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (33 bytes) }.
 const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -173,7 +249,7 @@ impl<'de> serde::Deserialize<'de> for PublicKey {
             crate::text::parse_any(&s).map_err(D::Error::custom)
         } else {
             let bytes = <serde_bytes_array::Bytes32>::deserialize(d)?;
-            PublicKey::from_bytes(&bytes.0).map_err(D::Error::custom)
+            PublicKey::from_bytes_cached(&bytes.0).map_err(D::Error::custom)
         }
     }
 }
@@ -322,6 +398,76 @@ mod tests {
         assert!(PublicKey::from_bytes(&[0xff; 32]).is_err());
         let honest = SecretKey::from_seed(&[5; 32]).public();
         assert_eq!(PublicKey::from_bytes(honest.as_bytes()), Ok(honest));
+    }
+
+    #[test]
+    fn cached_parse_gives_the_same_verdicts_and_never_remembers_a_refused_key() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut y_is_p = [0xffu8; 32];
+        y_is_p[0] = 0xed;
+        y_is_p[31] = 0x7f;
+        let honest = *SecretKey::from_seed(&[11; 32]).public().as_bytes();
+        let inputs = [identity, y_is_p, [0xff; 32], honest, [0x42; 32]];
+        // Twice: the second round answers accepted keys from memory.
+        for _ in 0..2 {
+            for bytes in &inputs {
+                assert_eq!(
+                    PublicKey::from_bytes_cached(bytes),
+                    PublicKey::from_bytes(bytes),
+                    "{bytes:?}"
+                );
+            }
+        }
+        let mut recent = recent_keys();
+        assert!(recent.get(&honest).is_some());
+        for refused in [identity, y_is_p, [0xff; 32]] {
+            assert!(recent.get(&refused).is_none());
+        }
+        drop(recent);
+        // Through serde too: a refused key is still refused after decoding.
+        let encoded = postcard::to_allocvec(&serde_bytes_like(&identity)).unwrap();
+        assert!(postcard::from_bytes::<PublicKey>(&encoded).is_err());
+        let encoded = postcard::to_allocvec(&serde_bytes_like(&honest)).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<PublicKey>(&encoded)
+                .unwrap()
+                .as_bytes(),
+            &honest
+        );
+    }
+
+    /// 32 raw bytes serialized as a byte string, the way a [`PublicKey`] is.
+    fn serde_bytes_like(bytes: &[u8; 32]) -> impl serde::Serialize + '_ {
+        struct B<'a>(&'a [u8; 32]);
+        impl serde::Serialize for B<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        B(bytes)
+    }
+
+    #[test]
+    fn recent_keys_are_bounded_and_keep_keys_in_use() {
+        let keys: Vec<_> = (0..10u8)
+            .map(|i| SecretKey::from_seed(&[i + 1; 32]).public().0)
+            .collect();
+        let mut recent = RecentKeys::new(3);
+        for (n, key) in keys.iter().enumerate() {
+            recent.insert(*key);
+            assert!(
+                recent.len() <= 6,
+                "{} keys held after {}",
+                recent.len(),
+                n + 1
+            );
+            // The first key is asked for all the time: it is never forgotten.
+            assert_eq!(recent.get(keys[0].as_bytes()), Some(keys[0]));
+        }
+        // Keys not asked for are forgotten after two generations.
+        assert!(recent.get(keys[1].as_bytes()).is_none());
+        assert_eq!(recent.get(keys[9].as_bytes()), Some(keys[9]));
     }
 
     #[test]

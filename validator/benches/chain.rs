@@ -6,9 +6,16 @@
 //! 1. finality latency (submit → the transaction's block is committed), p50/p99,
 //!    one transfer at a time;
 //! 2. sustained throughput of signed transfers (pre-signed, submitted in batches
-//!    to all four validators, counted as committed);
+//!    to all four validators, counted as committed). While the submissions are
+//!    still being sent, the bench also notes each new height as it is seen:
+//!    blocks committed during the flood, the transfers they carry, and the
+//!    longest gap between commits (from the flood's start to its end) — a chain
+//!    that stalls under load and catches up afterwards shows here;
 //! 3. this machine's ed25519 batch-verify rate (ed25519-consensus, one core): the
-//!    ceiling a chain that verifies every signature can approach, and the ratio.
+//!    ceiling a chain that verifies every signature can approach, and the ratio;
+//! 4. the cost of decoding one signed transfer from its wire bytes, which every
+//!    node pays for each transaction it receives in a request, in gossip and in a
+//!    proposed block.
 //!
 //! `cargo bench -p nodus-validator --bench chain`. Knobs: NODUS_BENCH_TXS
 //! (default 20000), NODUS_BENCH_SAMPLES (default 40), NODUS_BENCH_WORKERS (tokio
@@ -87,6 +94,20 @@ fn batch_verify_rate() -> f64 {
         done += n;
     }
     done as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Microseconds to decode one signed transfer from its wire bytes (postcard, as
+/// in a `Submit` request, transaction gossip or a proposed block): `txs` decoded as
+/// one batch over and over for about a second.
+fn decode_us_per_tx(txs: &[SignedTx]) -> f64 {
+    let bytes = postcard::to_allocvec(txs).unwrap();
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed() < Duration::from_secs(1) {
+        let back: Vec<SignedTx> = postcard::from_bytes(&bytes).unwrap();
+        done += back.len();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / done as f64
 }
 
 async fn connect(client: &Client, ep: &Endpoint) -> Connection {
@@ -238,6 +259,29 @@ async fn run(workers: usize) {
     let sign_secs = sign_start.elapsed().as_secs_f64();
     let base_height = head.borrow().height;
     let start = Instant::now();
+    // While the submitters send, note when each new height is first seen: a chain
+    // that stalls under the flood shows long gaps here, however fast it catches up
+    // afterwards.
+    let (flood_over, mut flood_over_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut flood_head = head.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen: Vec<(u64, Instant)> = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut flood_over_rx => break,
+                changed = flood_head.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let h = flood_head.borrow_and_update().height;
+                    if seen.last().is_none_or(|(last, _)| h > *last) {
+                        seen.push((h, Instant::now()));
+                    }
+                }
+            }
+        }
+        seen
+    });
     let mut tasks = Vec::new();
     for (lane, conn) in lanes.into_iter().zip(conns.iter().cloned()) {
         tasks.push(tokio::spawn(async move {
@@ -276,8 +320,24 @@ async fn run(workers: usize) {
         }
     }
     let submit_secs = start.elapsed().as_secs_f64();
+    let flood_end = Instant::now();
+    let _ = flood_over.send(());
+    let flood_seen = watcher.await.unwrap();
+    // Commits seen while the flood lasted, and the longest stretch without one
+    // (from the flood's start, between commits, to the flood's end).
+    let flood_commits = flood_seen
+        .last()
+        .map_or(0, |(h, _)| h.saturating_sub(base_height));
+    let mut flood_gap = Duration::ZERO;
+    let mut prev = start;
+    for (_, at) in flood_seen.iter().chain(std::iter::once(&(0, flood_end))) {
+        flood_gap = flood_gap.max(at.duration_since(prev));
+        prev = *at;
+    }
+    let flood_top = flood_seen.last().map_or(base_height, |(h, _)| *h);
     // Count committed transfers block by block until all admitted ones are in.
     let mut counted = 0usize;
+    let mut flood_txs = 0usize;
     let mut per_block: Vec<(u64, usize, u32, f64)> = Vec::new();
     let mut next = base_height + 1;
     let mut last_commit = start;
@@ -291,6 +351,9 @@ async fn run(workers: usize) {
                 .unwrap();
             if let Response::Block(Some((b, _))) = r {
                 counted += b.block.txs.len();
+                if next <= flood_top {
+                    flood_txs += b.block.txs.len();
+                }
                 if !b.block.txs.is_empty() {
                     last_commit = Instant::now();
                 }
@@ -309,6 +372,16 @@ async fn run(workers: usize) {
     let blocks = next - base_height - 1;
     let rate = counted as f64 / secs;
     let ceiling = batch_verify_rate();
+    let decode_sample: Vec<SignedTx> = (0..2_000u64)
+        .map(|i| {
+            transfer(
+                &senders[1 + (i as usize % (senders_n - 1))],
+                per_sender as u64 + i,
+                sink,
+            )
+        })
+        .collect();
+    let decode_us = decode_us_per_tx(&decode_sample);
 
     println!("chain bench: 4 validators, one process, loopback QUIC, {workers} tokio workers");
     println!(
@@ -321,11 +394,19 @@ async fn run(workers: usize) {
     println!(
         "throughput: {counted} of {submitted} admitted transfers ({refused} refused) committed in {secs:.2} s over {blocks} blocks = {rate:.0} transfers/s (submission took {submit_secs:.2} s; signing {total} beforehand took {sign_secs:.2} s)"
     );
+    println!(
+        "during the flood ({submit_secs:.2} s): {flood_commits} blocks committed carrying {flood_txs} transfers; longest gap between commits {:.2} s",
+        flood_gap.as_secs_f64()
+    );
     if std::env::var_os("NODUS_BENCH_BLOCKS").is_some() {
         for (h, n, round, at) in &per_block {
             println!("  block {h}: {n} txs, decided in round {round}, seen at {at:.2} s");
         }
     }
+    println!(
+        "decode: {decode_us:.2} µs per signed transfer (postcard, a 2,000-transfer batch from {} senders)",
+        senders_n - 1
+    );
     println!("ceiling: ed25519-consensus batch verify on one core = {ceiling:.0} signatures/s");
     println!(
         "ratio: throughput / one-core batch-verify ceiling = {:.3}",

@@ -770,6 +770,63 @@ mod tests {
         assert!(r[3].is_ok());
     }
 
+    /// The wire decode of a transaction remembers signer keys it accepted
+    /// (`PublicKey::from_bytes_cached`); that must change no verdict: a weak or
+    /// non-canonical signer is refused at decode every time, with the same error,
+    /// and a tampered transaction from a remembered signer still fails its
+    /// signature check.
+    #[test]
+    fn decoding_from_remembered_keys_changes_no_verdict() {
+        let state = setup();
+        let good = transfer(1, 0, 1000);
+        let bytes = postcard::to_allocvec(&good).unwrap();
+        let signer = *good.statement.signer.as_bytes();
+        let at = bytes
+            .windows(32)
+            .position(|w| w == signer)
+            .expect("the signer's bytes are in the encoding");
+        let with_signer = |key: [u8; 32]| {
+            let mut b = bytes.clone();
+            b[at..at + 32].copy_from_slice(&key);
+            b
+        };
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let mut y_is_p = [0xffu8; 32];
+        y_is_p[0] = 0xed;
+        y_is_p[31] = 0x7f;
+        let refusal = |key: [u8; 32]| {
+            postcard::from_bytes::<SignedTx>(&with_signer(key))
+                .unwrap_err()
+                .to_string()
+        };
+        let first = [refusal(weak), refusal(y_is_p), refusal([0xff; 32])];
+        for _ in 0..3 {
+            // The good signer decodes (and is remembered) in between.
+            let back: SignedTx = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, good);
+            assert_eq!([refusal(weak), refusal(y_is_p), refusal([0xff; 32])], first);
+        }
+        // Another account's key in place of the signer: decodes (a valid key),
+        // but the signature is not theirs.
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let other: SignedTx =
+            postcard::from_bytes(&with_signer(*key(2).public().as_bytes())).unwrap();
+        // A raised fee under the remembered signer, through the wire: the
+        // signature fails too.
+        let mut forged: SignedTx = postcard::from_bytes(&bytes).unwrap();
+        forged.statement.payload.fee = 2000;
+        let forged: SignedTx =
+            postcard::from_bytes(&postcard::to_allocvec(&forged).unwrap()).unwrap();
+        let r = pool.insert_batch(&state, vec![other, forged, good], rng());
+        let bad_signature = Err(MempoolError::Tx(TxError::Signature(
+            SignatureError::Invalid,
+        )));
+        assert_eq!(r[0], bad_signature);
+        assert_eq!(r[1], bad_signature);
+        assert!(r[2].is_ok());
+    }
+
     #[test]
     fn batch_and_single_admission_agree() {
         let state = setup();
