@@ -448,6 +448,117 @@ fn heavy_carrier_return_on_another_network_moves_the_lease_at_once() {
     assert!(refused, "{}", lab.dnsmasq_log());
 }
 
+/// Serves DHCP for `base.0/24` (pool `base.100`–`base.110`, router `base.1`)
+/// with Nodus's own netboot server, on a thread inside the server namespace,
+/// after readdressing `nuS`. dnsmasq is stopped first.
+fn serve_with_nodus_netboot(lab: &mut Lab, base: &str) {
+    use nodus_netboot::{
+        dhcp::{Addressing, BootTable, Leases, Mode, Pool, Server, io::DhcpService},
+        events::EventLog,
+    };
+    lab.stop_dnsmasq();
+    ip(&["-n", &lab.srv, "addr", "flush", "dev", "nuS"]);
+    ip(&[
+        "-n",
+        &lab.srv,
+        "addr",
+        "add",
+        &format!("{base}.1/24"),
+        "dev",
+        "nuS",
+    ]);
+    let at = |last: u8| {
+        format!("{base}.{last}")
+            .parse::<std::net::Ipv4Addr>()
+            .unwrap()
+    };
+    let addressing = Addressing {
+        pool: Pool {
+            first: at(100),
+            last: at(110),
+            reservations: Default::default(),
+        },
+        netmask: std::net::Ipv4Addr::new(255, 255, 255, 0),
+        router: Some(at(1)),
+        dns: vec![at(1)],
+        lease_secs: 3600,
+    };
+    let table = BootTable {
+        bios: "undionly.kpxe".into(),
+        uefi: "ipxe.efi".into(),
+        http_base: format!("http://{base}.1:8080"),
+        user_class: "nodus".into(),
+    };
+    let service = DhcpService {
+        server: Server::new(at(1), Mode::Dhcp(addressing), table, Leases::default()),
+        interface: Some("nuS".into()),
+        lease_file: None,
+        binl: false,
+        watch: false,
+        log: EventLog::tracing_only(),
+    };
+    let srv_path = format!("/var/run/netns/{}", lab.srv);
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&srv_path).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let sockets = service.bind();
+            let _ = bound_tx.send(sockets.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            if let Ok(sockets) = sockets {
+                // Ends with the namespace (the socket fails) or the process.
+                let _ = service.serve_on(sockets).await;
+            }
+        });
+    });
+    bound_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn heavy_carrier_return_onto_a_nodus_netboot_network_moves_the_lease() {
+    if !have("dnsmasq") || !have("ip") || !have("ss") {
+        eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
+        return;
+    }
+    // Leased on A from dnsmasq; the cable then moves to B, which a farm's
+    // `nodus netboot serve` addresses. Our server must refuse A's address
+    // (RFC 2131 §4.3.2, wrong network) so the node moves now, not at T1.
+    let mut lab = lab_serving(&Net {
+        base: "10.77.0",
+        lease: LONG,
+        authoritative: false,
+    });
+    let log = start_client(&lab);
+    let old = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
+    let old_ip = old.trim_end_matches("/24").to_owned();
+
+    set_server_link(&lab, "down");
+    wait_line(&lab, &log, "network: nuC: carrier lost");
+    serve_with_nodus_netboot(&mut lab, "10.79.0");
+    set_server_link(&lab, "up");
+
+    wait_line(&lab, &log, &format!("lease lost: nuC {old_ip}"));
+    let up = wait_line(&lab, &log, "network up: nuC 10.79.0.");
+    assert!(up.contains("via 10.79.0.1 metric 1234"), "{up}");
+    let new = leased(&up);
+    let moved = wait_until(Duration::from_secs(20), || {
+        client_addrs(&lab) == [new.clone()]
+    });
+    assert!(moved, "addresses on nuC: {:?}", client_addrs(&lab));
+    assert!(
+        !lines(&log).iter().any(|l| l.contains("lease unverified")),
+        "the server stayed silent: {:?}",
+        lines(&log)
+    );
+}
+
 #[test]
 fn heavy_carrier_return_with_no_server_keeps_the_lease_unverified() {
     if !have("dnsmasq") || !have("ip") || !have("ss") {

@@ -46,6 +46,20 @@ pub struct Addressing {
     pub lease_secs: u32,
 }
 
+impl Addressing {
+    /// Whether `ip` belongs on the network this server addresses: the pool's
+    /// subnet (`netmask`), or for a relayed request (`giaddr` set) the relay's.
+    pub fn on_subnet(&self, ip: Ipv4Addr, giaddr: Ipv4Addr) -> bool {
+        let mask = u32::from(self.netmask);
+        let reference = if giaddr == Ipv4Addr::UNSPECIFIED {
+            self.pool.first
+        } else {
+            giaddr
+        };
+        u32::from(ip) & mask == u32::from(reference) & mask
+    }
+}
+
 /// How the server takes part on the segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -420,11 +434,31 @@ impl Server {
                         ip
                     }
                     None => {
-                        // Only NAK what is ours to judge: a selecting client, or an
-                        // address in our range (§4.3.2, "server SHOULD remain silent").
-                        if server_id.is_some() || wanted.is_some_and(|w| addr.pool.in_range(w)) {
+                        // Only NAK what is ours to judge (§4.3.2, otherwise "the
+                        // server SHOULD remain silent"): a selecting client, an
+                        // address in our range, or a client verifying its lease
+                        // after a reboot or a link change (INIT-REBOOT: option
+                        // 50, no ciaddr) with an address from another network,
+                        // such as a node whose cable was moved here. Silence
+                        // would leave that node on a dead address until its
+                        // lease's renewal time.
+                        let init_reboot = server_id.is_none()
+                            && requested.is_some()
+                            && msg.ciaddr() == Ipv4Addr::UNSPECIFIED;
+                        let wrong_network =
+                            init_reboot && wanted.is_some_and(|w| !addr.on_subnet(w, msg.giaddr()));
+                        if server_id.is_some()
+                            || wrong_network
+                            || wanted.is_some_and(|w| addr.pool.in_range(w))
+                        {
                             let mut nak = base_reply(msg, MessageType::Nak, self.ip);
                             nak.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+                            if wrong_network && let Some(w) = wanted {
+                                tracing::info!(%mac, requested = %w, "dhcp: NAK, the client's address is from another network");
+                                nak.opts_mut().insert(DhcpOption::Message(format!(
+                                    "{w} is not on this network"
+                                )));
+                            }
                             out.reply = encode(&nak, Destination::Broadcast, MessageType::Nak);
                         }
                         return out;

@@ -459,6 +459,53 @@ fn reservation_wins_and_wrong_requests_are_nakked() {
 }
 
 #[test]
+fn a_client_verifying_a_lease_from_another_network_is_nakked() {
+    let mut s = full();
+    // INIT-REBOOT (option 50, no ciaddr, no server id) for an address of
+    // another subnet: a node moved here. NAK, saying why.
+    let mut moved = request(MessageType::Request, &MAC);
+    moved
+        .opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 77, 0, 5)));
+    let o = run(&mut s, &moved, Port::Dhcp, 10);
+    let nak = reply_of(&o);
+    assert_eq!(nak.opts().msg_type(), Some(MessageType::Nak));
+    assert_eq!(nak.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(matches!(
+        nak.opts().get(OptionCode::Message),
+        Some(DhcpOption::Message(m)) if m == "10.77.0.5 is not on this network"
+    ));
+    assert!(!o.leases_changed);
+
+    // On our subnet but outside the pool (another server's, or static): not
+    // ours to judge, silence (§4.3.2).
+    let mut ours = request(MessageType::Request, &MAC);
+    ours.opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 9, 0, 7)));
+    assert!(run(&mut s, &ours, Port::Dhcp, 11).reply.is_none());
+
+    // Relayed: the relay's subnet is the reference, so the same address is
+    // right behind a relay on 10.77.0.0/24 (outside our pool, so silence) and
+    // wrong behind one on 10.88.0.0/24.
+    let mut relayed = moved.clone();
+    relayed.set_giaddr(Ipv4Addr::new(10, 77, 0, 1));
+    assert!(run(&mut s, &relayed, Port::Dhcp, 12).reply.is_none());
+    relayed.set_giaddr(Ipv4Addr::new(10, 88, 0, 1));
+    assert_eq!(
+        reply_of(&run(&mut s, &relayed, Port::Dhcp, 13))
+            .opts()
+            .msg_type(),
+        Some(MessageType::Nak)
+    );
+
+    // A renewing client (ciaddr set, unicast to us) with a foreign address is
+    // not an INIT-REBOOT: silence, as before.
+    let mut renewing = request(MessageType::Request, &MAC);
+    renewing.set_ciaddr(Ipv4Addr::new(10, 77, 0, 5));
+    assert!(run(&mut s, &renewing, Port::Dhcp, 14).reply.is_none());
+}
+
+#[test]
 fn choosing_another_server_frees_our_offer() {
     let mut s = full();
     run(
