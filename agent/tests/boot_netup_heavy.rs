@@ -348,28 +348,38 @@ fn heavy_dhcp_client_gets_a_lease_from_dnsmasq_and_configures_it() {
     assert!(line.contains(&mac), "lease {line} is not for {mac}");
 }
 
-/// Both carrier tests: a 1 h lease (T1 at 30 min), so within their 20 s waits
+/// The carrier tests: a 1 h lease (T1 at 30 min), so within their waits
 /// only the carrier-return check can explain a lease event.
 const LONG: &str = "1h";
 
-#[test]
-fn heavy_carrier_return_on_the_same_network_confirms_the_lease() {
+/// A client leased on 10.77.0.0/24 (a `LONG` lease from dnsmasq,
+/// `authoritative` or not) whose cable was then pulled: the lab, the client's
+/// log, and the leased address (CIDR, the only one on `nuC`). `None`, after
+/// saying why, where the tools are missing.
+fn leased_then_unplugged(authoritative: bool) -> Option<(Lab, Log, String)> {
     if !have("dnsmasq") || !have("ip") || !have("ss") {
         eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
-        return;
+        return None;
     }
     let lab = lab_serving(&Net {
         base: "10.77.0",
         lease: LONG,
-        authoritative: true,
+        authoritative,
     });
     let log = start_client(&lab);
     let addr = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
     assert_eq!(client_addrs(&lab), std::slice::from_ref(&addr));
-    let ip_only = addr.trim_end_matches("/24").to_owned();
-
     set_server_link(&lab, "down");
     wait_line(&lab, &log, "network: nuC: carrier lost");
+    Some((lab, log, addr))
+}
+
+#[test]
+fn heavy_carrier_return_on_the_same_network_confirms_the_lease() {
+    let Some((lab, log, addr)) = leased_then_unplugged(true) else {
+        return;
+    };
+    let ip_only = addr.trim_end_matches("/24").to_owned();
     set_server_link(&lab, "up");
     wait_line(
         &lab,
@@ -405,23 +415,11 @@ fn heavy_carrier_return_on_the_same_network_confirms_the_lease() {
 
 #[test]
 fn heavy_carrier_return_on_another_network_moves_the_lease_at_once() {
-    if !have("dnsmasq") || !have("ip") || !have("ss") {
-        eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
+    let Some((mut lab, log, old)) = leased_then_unplugged(true) else {
         return;
-    }
-    let mut lab = lab_serving(&Net {
-        base: "10.77.0",
-        lease: LONG,
-        authoritative: true,
-    });
-    let log = start_client(&lab);
-    let old = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
+    };
     let old_ip = old.trim_end_matches("/24").to_owned();
-    assert_eq!(client_addrs(&lab), std::slice::from_ref(&old));
-
     // The cable now leads to subnet B, whose server knows nothing of A.
-    set_server_link(&lab, "down");
-    wait_line(&lab, &log, "network: nuC: carrier lost");
     lab.serve(&Net {
         base: "10.78.0",
         lease: LONG,
@@ -528,24 +526,13 @@ fn serve_with_nodus_netboot(lab: &mut Lab, base: &str) {
 
 #[test]
 fn heavy_carrier_return_onto_a_nodus_netboot_network_moves_the_lease() {
-    if !have("dnsmasq") || !have("ip") || !have("ss") {
-        eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
-        return;
-    }
     // Leased on A from dnsmasq; the cable then moves to B, which a farm's
     // `nodus netboot serve` addresses. Our server must refuse A's address
     // (RFC 2131 §4.3.2, wrong network) so the node moves now, not at T1.
-    let mut lab = lab_serving(&Net {
-        base: "10.77.0",
-        lease: LONG,
-        authoritative: false,
-    });
-    let log = start_client(&lab);
-    let old = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
+    let Some((mut lab, log, old)) = leased_then_unplugged(false) else {
+        return;
+    };
     let old_ip = old.trim_end_matches("/24").to_owned();
-
-    set_server_link(&lab, "down");
-    wait_line(&lab, &log, "network: nuC: carrier lost");
     serve_with_nodus_netboot(&mut lab, "10.79.0");
     set_server_link(&lab, "up");
 
@@ -566,22 +553,11 @@ fn heavy_carrier_return_onto_a_nodus_netboot_network_moves_the_lease() {
 
 #[test]
 fn heavy_carrier_return_with_no_server_keeps_the_lease_unverified() {
-    if !have("dnsmasq") || !have("ip") || !have("ss") {
-        eprintln!("SKIP: needs dnsmasq, ip and ss (scripts/test.sh installs dnsmasq-base)");
+    let Some((mut lab, log, addr)) = leased_then_unplugged(true) else {
         return;
-    }
-    let mut lab = lab_serving(&Net {
-        base: "10.77.0",
-        lease: LONG,
-        authoritative: true,
-    });
-    let log = start_client(&lab);
-    let addr = leased(&wait_line(&lab, &log, "network up: nuC 10.77.0."));
+    };
     let ip_only = addr.trim_end_matches("/24").to_owned();
-
     // The link comes back, but nothing answers DHCP on it any more.
-    set_server_link(&lab, "down");
-    wait_line(&lab, &log, "network: nuC: carrier lost");
     lab.stop_dnsmasq();
     set_server_link(&lab, "up");
     // The check lasts REBOOT_REQUESTS doublings from 1 s (63 s), then gives up.
