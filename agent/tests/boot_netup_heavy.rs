@@ -196,26 +196,34 @@ fn lab_serving(net: &Net) -> Lab {
 /// The log lines of our client.
 type Log = Arc<Mutex<Vec<String>>>;
 
-/// Runs `dhcp_on(nuC, metric 1234)` on a thread inside the client namespace
-/// (its netlink and UDP sockets are created there); returns its log.
-fn start_client(lab: &Lab) -> Log {
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log2 = log.clone();
-    let cli_path = format!("/var/run/netns/{}", lab.cli);
+/// Runs `task` on a thread of its own inside network namespace `ns`, on a
+/// single-threaded runtime, so the sockets it creates are that namespace's.
+fn spawn_in_namespace<F>(ns: &str, task: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
-        let f = std::fs::File::open(&cli_path).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async move {
-            let h = nodus_agent::netup::connect().unwrap();
-            let r =
-                nodus_agent::netup::dhcp_on(&h, "nuC", 1234, move |m| log2.lock().unwrap().push(m))
-                    .await;
-            eprintln!("dhcp_on ended: {r:?}");
-        });
+        rt.block_on(task());
+    });
+}
+
+/// Runs `dhcp_on(nuC, metric 1234)` inside the client namespace; returns its
+/// log.
+fn start_client(lab: &Lab) -> Log {
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log2 = log.clone();
+    spawn_in_namespace(&lab.cli, move || async move {
+        let h = nodus_agent::netup::connect().unwrap();
+        let r = nodus_agent::netup::dhcp_on(&h, "nuC", 1234, move |m| log2.lock().unwrap().push(m))
+            .await;
+        eprintln!("dhcp_on ended: {r:?}");
     });
     log
 }
@@ -500,23 +508,14 @@ fn serve_with_nodus_netboot(lab: &mut Lab, base: &str) {
         watch: false,
         log: EventLog::tracing_only(),
     };
-    let srv_path = format!("/var/run/netns/{}", lab.srv);
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&srv_path).unwrap();
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let sockets = service.bind();
-            let _ = bound_tx.send(sockets.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            if let Ok(sockets) = sockets {
-                // Ends with the namespace (the socket fails) or the process.
-                let _ = service.serve_on(sockets).await;
-            }
-        });
+    spawn_in_namespace(&lab.srv, move || async move {
+        let sockets = service.bind();
+        let _ = bound_tx.send(sockets.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        if let Ok(sockets) = sockets {
+            // Ends with the namespace (the socket fails) or the process.
+            let _ = service.serve_on(sockets).await;
+        }
     });
     bound_rx
         .recv_timeout(Duration::from_secs(10))
