@@ -110,6 +110,20 @@ fn decode_us_per_tx(txs: &[SignedTx]) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / done as f64
 }
 
+/// CPU time this process has used (user + system), from `/proc/self/stat`;
+/// `None` where that cannot be read.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold
+    // spaces): utime and stime are the 12th and 13th of them, in clock ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // Clock ticks are USER_HZ, 100 on Linux (`getconf CLK_TCK`).
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 async fn connect(client: &Client, ep: &Endpoint) -> Connection {
     client.connect(ep.addr, ep.key, Alpn::Chain).await.unwrap()
 }
@@ -259,6 +273,7 @@ async fn run(workers: usize) {
     let sign_secs = sign_start.elapsed().as_secs_f64();
     let base_height = head.borrow().height;
     let start = Instant::now();
+    let cpu_start = process_cpu();
     // While the submitters send, note when each new height is first seen: a chain
     // that stalls under the flood shows long gaps here, however fast it catches up
     // afterwards.
@@ -321,6 +336,9 @@ async fn run(workers: usize) {
     }
     let submit_secs = start.elapsed().as_secs_f64();
     let flood_end = Instant::now();
+    let flood_cpu = cpu_start
+        .zip(process_cpu())
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     let _ = flood_over.send(());
     let flood_seen = watcher.await.unwrap();
     // Commits seen while the flood lasted, and the longest stretch without one
@@ -398,6 +416,12 @@ async fn run(workers: usize) {
         "during the flood ({submit_secs:.2} s): {flood_commits} blocks committed carrying {flood_txs} transfers; longest gap between commits {:.2} s",
         flood_gap.as_secs_f64()
     );
+    if let Some(cpu) = flood_cpu {
+        println!(
+            "  CPU used by this process during the flood: {cpu:.2} s ({:.2} cores busy on average)",
+            cpu / submit_secs
+        );
+    }
     if std::env::var_os("NODUS_BENCH_BLOCKS").is_some() {
         for (h, n, round, at) in &per_block {
             println!("  block {h}: {n} txs, decided in round {round}, seen at {at:.2} s");
