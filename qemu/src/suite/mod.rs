@@ -468,6 +468,24 @@ pub async fn run_profile(
 /// whether the reaction was late or absent.
 const LATE_GRACE: Duration = Duration::from_secs(15);
 
+/// Whether the NIC with `mac` shows an IPv4 address.
+fn has_ipv4(inv: &Value, mac: &str) -> bool {
+    expect::nic_by_mac(inv, mac).is_some_and(|n| {
+        n["addresses"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains('.')))
+        })
+    })
+}
+
+/// How many times `line` is in the VM's serial log so far.
+fn serial_count(vm: &Vm, line: &str) -> usize {
+    std::fs::read_to_string(vm.serial_log())
+        .unwrap_or_default()
+        .matches(line)
+        .count()
+}
+
 async fn late(
     view: &mut AgentView,
     failed: bool,
@@ -564,6 +582,20 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
             let Some(nic) = profile.raw.nics.iter().find(|n| n.id == target) else {
                 return fail("no such NIC".into());
             };
+            // A NIC coming back with an address (its carrier went, the lease
+            // stayed) must have that lease checked with the DHCP server (netup's
+            // INIT-REBOOT), which the init reports on the serial console.
+            let recheck = (up && has_ipv4(&view.current().inventory, &nic.mac))
+                .then(|| {
+                    expect::nic_by_mac(&view.current().inventory, &nic.mac)
+                        .and_then(|n| n["name"].as_str())
+                        .map(|iface| {
+                            let line = format!("lease confirmed: {iface} ");
+                            let before = serial_count(vm, &line);
+                            (line, before)
+                        })
+                })
+                .flatten();
             if let Err(e) = vm
                 .qmp()
                 .execute(&SetLink {
@@ -605,14 +637,7 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
                     );
                     // A NIC that had no link at boot is still configured once it
                     // has one: its DHCP lease shows as an IPv4 address.
-                    let leased = |s: &crate::agent_view::ViewState| {
-                        expect::nic_by_mac(&s.inventory, &mac).is_some_and(|n| {
-                            n["addresses"].as_array().is_some_and(|a| {
-                                a.iter()
-                                    .any(|x| x.as_str().is_some_and(|x| x.contains('.')))
-                            })
-                        })
-                    };
+                    let leased = |s: &crate::agent_view::ViewState| has_ipv4(&s.inventory, &mac);
                     let lease = match view.wait_for(leased, LEASE_WITHIN).await {
                         Ok(s) => Check::new(
                             &format!("{name}: lease"),
@@ -630,7 +655,36 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
                             format!("no IPv4 address within {LEASE_WITHIN:?}"),
                         ),
                     };
-                    vec![carrier, lease]
+                    let mut checks = vec![carrier, lease];
+                    if let Some((line, before)) = recheck {
+                        let check = format!("{name}: lease re-verified");
+                        let deadline = t0 + LEASE_WITHIN;
+                        checks.push(loop {
+                            if serial_count(vm, &line) > before {
+                                break Check::new(
+                                    &check,
+                                    true,
+                                    format!(
+                                        "\"{}\" on the console after {:.1} s",
+                                        line.trim_end(),
+                                        t0.elapsed().as_secs_f64()
+                                    ),
+                                );
+                            }
+                            if Instant::now() >= deadline {
+                                break Check::new(
+                                    &check,
+                                    false,
+                                    format!(
+                                        "no \"{}\" on the console within {LEASE_WITHIN:?}",
+                                        line.trim_end()
+                                    ),
+                                );
+                            }
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        });
+                    }
+                    checks
                 }
                 Ok(_) => vec![Check::new(
                     &name,
