@@ -511,6 +511,9 @@ pub async fn run(
                     health_event(&hub, last_health, &inv);
                     last_health = status;
                 }
+                for (level, change) in address_changes(&hub.inventory().nics, &inv.nics) {
+                    hub.event(level, "network", change);
+                }
                 hub.set_inventory(inv);
                 if let Some(d) = &dbus {
                     let inv = hub.inventory();
@@ -588,6 +591,53 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Records a change of overall health as an event, naming the worst finding.
+/// One event per physical NIC whose IPv4 addresses differ between two passes
+/// (`eth0: IPv4 10.77.0.5/24 -> 10.78.0.5/24`): a lease taken, lost or moved
+/// to another network, which the init's network bring-up otherwise reports on
+/// the node's own console only. Losing the last address is a warning. IPv6 is
+/// left out: temporary addresses come and go on their own.
+fn address_changes(before: &[crate::net::Nic], after: &[crate::net::Nic]) -> Vec<(Level, String)> {
+    let v4 = |nic: Option<&crate::net::Nic>| -> Vec<String> {
+        let mut a: Vec<String> = nic
+            .map(|n| {
+                n.addresses
+                    .iter()
+                    .filter(|a| !a.contains(':'))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        a.sort();
+        a
+    };
+    let shown = |a: &[String]| {
+        if a.is_empty() {
+            "none".to_owned()
+        } else {
+            a.join(", ")
+        }
+    };
+    after
+        .iter()
+        .filter(|n| n.physical)
+        .filter_map(|n| {
+            let old = v4(before.iter().find(|b| b.name == n.name));
+            let new = v4(Some(n));
+            (old != new).then(|| {
+                let level = if new.is_empty() {
+                    Level::Warning
+                } else {
+                    Level::Info
+                };
+                (
+                    level,
+                    format!("{}: IPv4 {} -> {}", n.name, shown(&old), shown(&new)),
+                )
+            })
+        })
+        .collect()
+}
+
 fn health_event(hub: &Hub, was: crate::health::Level, inv: &Inventory) {
     let status = inv.health.status;
     let reason = inv
@@ -683,5 +733,59 @@ async fn serve_local(ctx: session::Context, conn: nodus_wire::unix::LocalConnect
     let (reader, writer) = conn.into_split();
     if let Err(error) = session::run(ctx, peer.clone(), writer, reader).await {
         tracing::debug!(peer = %peer.label, %error, "local console session ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(name: &str, physical: bool, addresses: &[&str]) -> crate::net::Nic {
+        let mut n = crate::net::Nic::new(name);
+        n.physical = physical;
+        n.addresses = addresses.iter().map(|a| (*a).to_owned()).collect();
+        n
+    }
+
+    #[test]
+    fn ipv4_changes_on_physical_nics_become_events() {
+        let before = [
+            nic("eth0", true, &["10.77.0.5/24", "fe80::1/64"]),
+            nic("eth1", true, &["10.0.2.15/24"]),
+            nic("eth2", true, &[]),
+            nic("docker0", false, &["172.17.0.1/16"]),
+        ];
+        let after = [
+            // Moved to another network; IPv6 churn alone is no event.
+            nic("eth0", true, &["10.78.0.9/24", "fe80::2/64"]),
+            // Lease lost.
+            nic("eth1", true, &["fe80::3/64"]),
+            // Lease taken.
+            nic("eth2", true, &["192.168.1.4/24"]),
+            // Virtual interfaces are not the node's network.
+            nic("docker0", false, &[]),
+            // A NIC that appeared with an address.
+            nic("eth3", true, &["10.9.0.2/24"]),
+        ];
+        assert_eq!(
+            address_changes(&before, &after),
+            vec![
+                (
+                    Level::Info,
+                    "eth0: IPv4 10.77.0.5/24 -> 10.78.0.9/24".to_owned()
+                ),
+                (Level::Warning, "eth1: IPv4 10.0.2.15/24 -> none".to_owned()),
+                (Level::Info, "eth2: IPv4 none -> 192.168.1.4/24".to_owned()),
+                (Level::Info, "eth3: IPv4 none -> 10.9.0.2/24".to_owned()),
+            ]
+        );
+        // Same addresses in another order, or only IPv6 changing: nothing.
+        let reordered = [nic(
+            "eth0",
+            true,
+            &["10.0.0.2/24", "10.0.0.1/24", "fe80::9/64"],
+        )];
+        let original = [nic("eth0", true, &["10.0.0.1/24", "10.0.0.2/24"])];
+        assert!(address_changes(&original, &reordered).is_empty());
     }
 }

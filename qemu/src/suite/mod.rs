@@ -656,6 +656,37 @@ async fn play(profile: &Profile, f: &RawFault, vm: &mut Vm, view: &mut AgentView
                         ),
                     };
                     let mut checks = vec![carrier, lease];
+                    // A first lease is also an event every console sees
+                    // (`network: eth0: IPv4 none -> 10.0.2.15/24`).
+                    let iface = expect::nic_by_mac(&view.current().inventory, &mac)
+                        .and_then(|n| n["name"].as_str())
+                        .map(str::to_owned);
+                    if recheck.is_none()
+                        && checks[1].ok
+                        && let Some(iface) = iface
+                    {
+                        let want = format!("network: {iface}: IPv4 none -> ");
+                        let check = format!("{name}: address event");
+                        let seen = |s: &crate::agent_view::ViewState| {
+                            s.events.iter().any(|e| e.contains(&want))
+                        };
+                        checks.push(match view.wait_for(seen, EXPECT_SETTLE).await {
+                            Ok(s) => Check::new(
+                                &check,
+                                true,
+                                s.events
+                                    .iter()
+                                    .find(|e| e.contains(&want))
+                                    .cloned()
+                                    .unwrap_or_default(),
+                            ),
+                            Err(s) => Check::new(
+                                &check,
+                                false,
+                                format!("no \"{want}…\" among the agent's events: {:?}", s.events),
+                            ),
+                        });
+                    }
                     if let Some((line, before)) = recheck {
                         let check = format!("{name}: lease re-verified");
                         let deadline = t0 + LEASE_WITHIN;
