@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    io::{BufRead as _, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -14,7 +13,7 @@ use std::{
 
 mod common;
 
-use common::{have, nodus};
+use common::{first_line, have, nodus};
 
 struct Bus {
     child: Child,
@@ -31,10 +30,7 @@ impl Bus {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         Self {
             child,
             address: line.trim().to_owned(),
@@ -75,10 +71,7 @@ fn start_agent(dir: &Path, extra: &[&str]) -> Agent {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     Agent {
         child,
         ready: line.trim().to_owned(),

@@ -6,13 +6,15 @@
 //! catches up from its peers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::first_line;
 
 const NODUS: &str = env!("CARGO_BIN_EXE_nodus");
 
@@ -63,10 +65,7 @@ impl Validator {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         assert!(
             line.starts_with("ready "),
             "no ready line from {}: {line:?}\n{}",

@@ -33,6 +33,16 @@ pub fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The first line `child` writes to its piped stdout: how a spawned process
+/// says it is ready (`nodus-agent ready …`, a bus address). Blocks until then.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
 /// The exit code (-1 for a signal).
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
@@ -155,10 +165,7 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let field = |k: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{k}=")))
